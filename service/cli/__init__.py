@@ -1,0 +1,1 @@
+"""The ``signalos`` command line (click); see :mod:`service.cli.main`."""

@@ -1,0 +1,59 @@
+"""Guards: every route handler names who may call it (a test checks that none is left unguarded).
+
+Public handlers are the ones listed in :data:`service.security.tokens.PUBLIC_PATHS`; every other handler must
+carry at least one guard from this module (``authenticated`` at minimum).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+from service.accounts.models import Role
+from service.security.tokens import CurrentUser
+
+__all__ = [
+    "GUARD_NAMES",
+    "authenticated",
+    "current_user",
+    "firm_admin_or_platform_admin",
+    "platform_admin_only",
+    "requires_role",
+]
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> CurrentUser:
+    """The authenticated user of ``connection`` (401 if there is none)."""
+    user = connection.scope.get("user")
+    if not isinstance(user, CurrentUser):
+        raise NotAuthorizedException("Authentication required")
+    return user
+
+
+def authenticated(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Any logged-in user with a live session."""
+    current_user(connection)
+
+
+def requires_role(*roles: Role) -> Guard:
+    """A guard admitting only users whose role is one of ``roles``."""
+    allowed = frozenset(role.value for role in roles)
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if current_user(connection).role not in allowed:
+            raise PermissionDeniedException("Your role does not allow this")
+
+    guard.__name__ = f"requires_role_{'_or_'.join(sorted(allowed))}"
+    GUARD_NAMES.add(guard.__name__)
+    return guard
+
+
+GUARD_NAMES: set[str] = {"authenticated"}
+platform_admin_only = requires_role(Role.PLATFORM_ADMIN)
+firm_admin_or_platform_admin = requires_role(Role.FIRM_ADMIN, Role.PLATFORM_ADMIN)

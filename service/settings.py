@@ -1,0 +1,227 @@
+"""Service configuration: one frozen object read from ``SIGNALOS_*`` environment variables.
+
+Every variable is listed in :data:`ENVIRONMENT` with its default and meaning; README.md and
+docs/configuration.md render the same table (a test keeps them in step). Secrets have no usable default:
+the service refuses to start without them unless ``SIGNALOS_DEV=1`` is set, which substitutes a
+well-known development secret and says so in the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Final
+
+import attrs
+
+from signalos_core import ConfigurationError
+
+__all__ = ["ENVIRONMENT", "EnvVar", "Settings"]
+
+_DEV_JWT_SECRET: Final = "signalos-development-only-jwt-secret-do-not-deploy"  # noqa: S105 - public by design, refused unless SIGNALOS_DEV=1
+_DEV_DATA_KEY: Final = base64.urlsafe_b64encode(b"signalos-dev-data-key-32-bytes!!").decode()
+_MIN_SECRET_BYTES: Final = 32
+_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@attrs.frozen
+class EnvVar:
+    """Documentation of one environment variable."""
+
+    name: str
+    default: str
+    description: str
+
+
+ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
+    EnvVar(
+        "SIGNALOS_DATABASE_URL",
+        "sqlite+aiosqlite:///./var/signalos.db",
+        "SQLAlchemy async URL. SQLite (embedded, one replica) or `postgresql+asyncpg://...` (several replicas).",
+    ),
+    EnvVar("SIGNALOS_HOST", "127.0.0.1", "Interface `signalos serve` binds to."),
+    EnvVar("SIGNALOS_PORT", "8000", "TCP port `signalos serve` listens on."),
+    EnvVar(
+        "SIGNALOS_JWT_SECRET",
+        "(none: required)",
+        "HS256 signing key for access tokens, at least 32 bytes. Rotating it logs everybody out.",
+    ),
+    EnvVar(
+        "SIGNALOS_DATA_KEY",
+        "(none: required)",
+        "Data-encryption key(s) for secrets at rest: url-safe base64 of 32 bytes; several keys separated by "
+        "commas, newest first (rotation). Alternatively SIGNALOS_DATA_KEY_FILE.",
+    ),
+    EnvVar("SIGNALOS_DATA_KEY_FILE", "(unset)", "File holding SIGNALOS_DATA_KEY (one key per line, newest first)."),
+    EnvVar("SIGNALOS_DEV", "0", "`1` allows the built-in development secrets (never in production)."),
+    EnvVar("SIGNALOS_JWT_ISSUER", "signalos", "`iss` claim of issued tokens, checked on every request."),
+    EnvVar("SIGNALOS_JWT_AUDIENCE", "signalos-api", "`aud` claim of access tokens, checked on every request."),
+    EnvVar("SIGNALOS_ACCESS_TOKEN_TTL", "600", "Access-token lifetime in seconds (5-15 minutes recommended)."),
+    EnvVar("SIGNALOS_REFRESH_TOKEN_TTL", "43200", "Refresh-token lifetime in seconds (never beyond the session's)."),
+    EnvVar("SIGNALOS_SESSION_ABSOLUTE_TTL", "43200", "A session ends this many seconds after login (NIST AAL2: 12 h)."),
+    EnvVar("SIGNALOS_SESSION_IDLE_TTL", "1800", "A session ends after this many idle seconds (NIST AAL2: 30 min)."),
+    EnvVar(
+        "SIGNALOS_REFRESH_REUSE_GRACE",
+        "5",
+        "Seconds during which the same client (IP and user agent) presenting a just-rotated refresh token gets a "
+        "409 instead of revoking the session (concurrent refresh from one app). 0 disables the grace.",
+    ),
+    EnvVar("SIGNALOS_MFA_PENDING_TTL", "300", "Lifetime in seconds of the `mfa_pending` token after a password."),
+    EnvVar("SIGNALOS_LOGIN_MAX_FAILURES", "5", "Consecutive password failures before the account backs off."),
+    EnvVar(
+        "SIGNALOS_LOGIN_BACKOFF_BASE",
+        "30",
+        "First back-off in seconds after too many password failures; doubles per further failure, capped at 1 h.",
+    ),
+    EnvVar("SIGNALOS_ARGON2_TIME_COST", "3", "argon2id iterations (argon2-cffi default)."),
+    EnvVar("SIGNALOS_ARGON2_MEMORY_KIB", "65536", "argon2id memory in KiB (argon2-cffi default: 64 MiB)."),
+    EnvVar("SIGNALOS_ARGON2_PARALLELISM", "4", "argon2id lanes."),
+    EnvVar("SIGNALOS_RATE_LIMIT_PER_MINUTE", "1200", "Per-IP flood guard over all API requests (0 disables)."),
+    EnvVar("SIGNALOS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR. Logs are JSON lines on stderr."),
+    EnvVar("SIGNALOS_VAR_DIR", "./var", "Directory for local state (SQLite file, outboxes, dev mail outbox)."),
+)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}", field=name) from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be >= {minimum}, got {value}", field=name)
+    return value
+
+
+def _decode_key(name: str, text: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(text.strip().encode())
+    except (binascii.Error, ValueError):
+        raise ConfigurationError(f"{name} must be url-safe base64 of 32 bytes", field=name) from None
+    if len(key) != _MIN_SECRET_BYTES:
+        raise ConfigurationError(f"{name} must decode to exactly 32 bytes, got {len(key)}", field=name)
+    return key
+
+
+@attrs.frozen(repr=False)
+class Settings:
+    """The service's whole configuration. Build it with :meth:`from_env`; it never changes afterwards."""
+
+    database_url: str
+    jwt_secret: str
+    data_keys: tuple[bytes, ...]
+    dev_mode: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    jwt_issuer: str = "signalos"
+    jwt_audience: str = "signalos-api"
+    access_token_ttl: timedelta = timedelta(minutes=10)
+    refresh_token_ttl: timedelta = timedelta(hours=12)
+    session_absolute_ttl: timedelta = timedelta(hours=12)
+    session_idle_ttl: timedelta = timedelta(minutes=30)
+    refresh_reuse_grace: timedelta = timedelta(seconds=5)
+    mfa_pending_ttl: timedelta = timedelta(minutes=5)
+    login_max_failures: int = 5
+    login_backoff_base: timedelta = timedelta(seconds=30)
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+    rate_limit_per_minute: int = 1200
+    log_level: str = "INFO"
+    var_dir: Path = Path("var")
+
+    def __repr__(self) -> str:
+        # Secrets never appear in a repr (and so never in a log line or a traceback).
+        return f"Settings(database_url={self.database_url!r}, host={self.host!r}, port={self.port}, dev_mode={self.dev_mode})"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every ``SIGNALOS_*`` variable; raise :class:`ConfigurationError` naming the bad one."""
+        env = os.environ if environ is None else environ
+        dev_mode = env.get("SIGNALOS_DEV", "0") == "1"
+        jwt_secret = env.get("SIGNALOS_JWT_SECRET", "")
+        if not jwt_secret:
+            if not dev_mode:
+                raise ConfigurationError(
+                    "SIGNALOS_JWT_SECRET is not set; refusing to start with a default secret "
+                    "(set SIGNALOS_DEV=1 for local development only)",
+                    field="SIGNALOS_JWT_SECRET",
+                )
+            jwt_secret = _DEV_JWT_SECRET
+        elif jwt_secret == _DEV_JWT_SECRET and not dev_mode:
+            raise ConfigurationError(
+                "SIGNALOS_JWT_SECRET is the public development secret", field="SIGNALOS_JWT_SECRET"
+            )
+        if len(jwt_secret.encode()) < _MIN_SECRET_BYTES:
+            raise ConfigurationError("SIGNALOS_JWT_SECRET must be at least 32 bytes", field="SIGNALOS_JWT_SECRET")
+
+        key_text = env.get("SIGNALOS_DATA_KEY", "")
+        key_file = env.get("SIGNALOS_DATA_KEY_FILE", "")
+        key_name = "SIGNALOS_DATA_KEY"
+        if not key_text and key_file:
+            key_name = "SIGNALOS_DATA_KEY_FILE"
+            try:
+                key_text = ",".join(line.strip() for line in Path(key_file).read_text().splitlines() if line.strip())
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot read SIGNALOS_DATA_KEY_FILE: {exc.strerror}", field=key_name
+                ) from None
+        if not key_text:
+            if not dev_mode:
+                raise ConfigurationError(
+                    "SIGNALOS_DATA_KEY (or SIGNALOS_DATA_KEY_FILE) is not set; refusing to start with a default key",
+                    field="SIGNALOS_DATA_KEY",
+                )
+            key_text = _DEV_DATA_KEY
+        data_keys = tuple(_decode_key(key_name, part) for part in key_text.split(",") if part.strip())
+        if not dev_mode and _decode_key("SIGNALOS_DATA_KEY", _DEV_DATA_KEY) in data_keys:
+            raise ConfigurationError("SIGNALOS_DATA_KEY contains the public development key", field=key_name)
+
+        log_level = env.get("SIGNALOS_LOG_LEVEL", "INFO").upper()
+        if log_level not in _LOG_LEVELS:
+            raise ConfigurationError(
+                f"SIGNALOS_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}", field="SIGNALOS_LOG_LEVEL"
+            )
+        access_ttl = _int(env, "SIGNALOS_ACCESS_TOKEN_TTL", 600, minimum=1)
+        session_abs = _int(env, "SIGNALOS_SESSION_ABSOLUTE_TTL", 43200, minimum=1)
+        port = _int(env, "SIGNALOS_PORT", 8000, minimum=0)
+        if port > 65535:
+            raise ConfigurationError("SIGNALOS_PORT must be <= 65535", field="SIGNALOS_PORT")
+        var_dir = Path(env.get("SIGNALOS_VAR_DIR", "./var"))
+        return cls(
+            database_url=env.get("SIGNALOS_DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / 'signalos.db'}",
+            jwt_secret=jwt_secret,
+            data_keys=data_keys,
+            dev_mode=dev_mode,
+            host=env.get("SIGNALOS_HOST", "127.0.0.1"),
+            port=port,
+            jwt_issuer=env.get("SIGNALOS_JWT_ISSUER", "signalos"),
+            jwt_audience=env.get("SIGNALOS_JWT_AUDIENCE", "signalos-api"),
+            access_token_ttl=timedelta(seconds=access_ttl),
+            refresh_token_ttl=timedelta(
+                seconds=min(_int(env, "SIGNALOS_REFRESH_TOKEN_TTL", 43200, minimum=1), session_abs)
+            ),
+            session_absolute_ttl=timedelta(seconds=session_abs),
+            session_idle_ttl=timedelta(seconds=_int(env, "SIGNALOS_SESSION_IDLE_TTL", 1800, minimum=1)),
+            refresh_reuse_grace=timedelta(seconds=_int(env, "SIGNALOS_REFRESH_REUSE_GRACE", 5)),
+            mfa_pending_ttl=timedelta(seconds=_int(env, "SIGNALOS_MFA_PENDING_TTL", 300, minimum=1)),
+            login_max_failures=_int(env, "SIGNALOS_LOGIN_MAX_FAILURES", 5, minimum=1),
+            login_backoff_base=timedelta(seconds=_int(env, "SIGNALOS_LOGIN_BACKOFF_BASE", 30, minimum=1)),
+            argon2_time_cost=_int(env, "SIGNALOS_ARGON2_TIME_COST", 3, minimum=1),
+            argon2_memory_kib=_int(env, "SIGNALOS_ARGON2_MEMORY_KIB", 65536, minimum=8),
+            argon2_parallelism=_int(env, "SIGNALOS_ARGON2_PARALLELISM", 4, minimum=1),
+            rate_limit_per_minute=_int(env, "SIGNALOS_RATE_LIMIT_PER_MINUTE", 1200),
+            log_level=log_level,
+            var_dir=var_dir,
+        )
