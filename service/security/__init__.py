@@ -2,15 +2,18 @@
 
 from service.security.guards import (
     GUARD_NAMES,
+    TRADING_GUARDS,
     authenticated,
     firm_admin_or_platform_admin,
     platform_admin_only,
     requires_role,
+    second_factor_when_required,
 )
 from service.security.tokens import AccessClaims, CurrentUser, build_jwt_auth
 
 __all__ = [
     "GUARD_NAMES",
+    "TRADING_GUARDS",
     "AccessClaims",
     "CurrentUser",
     "authenticated",
@@ -18,4 +21,5 @@ __all__ = [
     "firm_admin_or_platform_admin",
     "platform_admin_only",
     "requires_role",
+    "second_factor_when_required",
 ]

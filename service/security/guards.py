@@ -14,16 +14,27 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from service.accounts.models import Role
+from service.problems import ProblemError, register_problem
 from service.security.tokens import CurrentUser
 
 __all__ = [
     "GUARD_NAMES",
+    "TRADING_GUARDS",
     "authenticated",
     "current_user",
     "firm_admin_or_platform_admin",
     "platform_admin_only",
     "requires_role",
+    "second_factor_when_required",
 ]
+
+register_problem(
+    "mfa_required",
+    403,
+    "Second factor required",
+    "This endpoint needs a session verified with a second factor (aal2) because you enrolled 2FA or your firm "
+    "requires it; log in again and complete 2FA, or enrol first.",
+)
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
 
@@ -41,6 +52,13 @@ def authenticated(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
     current_user(connection)
 
 
+def second_factor_when_required(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Users who enrolled 2FA, or whose firm requires it, must hold an aal2 session (403 ``mfa_required``)."""
+    user = current_user(connection)
+    if (user.mfa_enrolled or user.firm_requires_2fa) and user.aal < 2:
+        raise ProblemError("mfa_required")
+
+
 def requires_role(*roles: Role) -> Guard:
     """A guard admitting only users whose role is one of ``roles``."""
     allowed = frozenset(role.value for role in roles)
@@ -54,6 +72,8 @@ def requires_role(*roles: Role) -> Guard:
     return guard
 
 
-GUARD_NAMES: set[str] = {"authenticated"}
+GUARD_NAMES: set[str] = {"authenticated", "second_factor_when_required"}
+TRADING_GUARDS: list[Guard] = [authenticated, second_factor_when_required]
+"""Guards of trading, compliance, sync and marketplace endpoints."""
 platform_admin_only = requires_role(Role.PLATFORM_ADMIN)
 firm_admin_or_platform_admin = requires_role(Role.FIRM_ADMIN, Role.PLATFORM_ADMIN)

@@ -80,6 +80,10 @@ class CurrentUser:
     aal: int
     amr: tuple[str, ...]
     auth_time: datetime
+    # Whether this user must present a second factor (aal2) for trading, compliance, sync and marketplace
+    # endpoints: because they enrolled 2FA, or because their firm requires it.
+    mfa_enrolled: bool = False
+    firm_requires_2fa: bool = False
 
 
 def issue_access_token(
@@ -133,7 +137,7 @@ async def _retrieve_user(token: AccessToken, connection: ASGIConnection[Any, Any
         if row is None:
             connection.state[_LOOKUP_STATE_KEY] = False
             return None
-        user, session = row
+        user, session, firm_requires_2fa = row
         token_version_ok = token.tv == user.token_version
         active = (
             session.revoked_at is None
@@ -154,6 +158,7 @@ async def _retrieve_user(token: AccessToken, connection: ASGIConnection[Any, Any
             aal=token.aal,
             amr=tuple(token.amr),
             auth_time=datetime.fromtimestamp(token.auth_time, tz=UTC),
+            firm_requires_2fa=bool(firm_requires_2fa),
         )
 
 
