@@ -129,8 +129,9 @@ async def _retrieve_user(token: AccessToken, connection: ASGIConnection[Any, Any
     async with _sessionmaker(connection)() as db:
         row = (
             await db.execute(
-                select(User, Session)
+                select(User, Session, Firm.require_2fa)
                 .join(Session, Session.user_id == User.id)
+                .outerjoin(Firm, Firm.id == User.firm_id)
                 .where(User.id == user_id, Session.id == session_id)
             )
         ).first()
