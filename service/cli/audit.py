@@ -29,13 +29,13 @@ from signalos_core.audit import (
     VerifyReport,
     is_sqlite_file,
     iter_query,
+    matches,
     read_jsonl,
     verify,
     verify_chains,
     write_csv,
     write_jsonl,
 )
-from signalos_core.audit._store import matches
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "EXIT_TAMPERED", "audit"]
 
@@ -183,6 +183,7 @@ def _jsonl_records(stream: IO[str], query: AuditQuery) -> Iterator[AuditRecord]:
 @click.option("--since", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]), default=None, help="From (inclusive), ISO.")
 @click.option("--until", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]), default=None, help="Until (exclusive), ISO.")
 def export_command(
+    *,
     file: Path,
     fmt: str,
     output: Path | None,

@@ -23,7 +23,7 @@ from litestar.security.jwt import JWTAuth, Token
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.accounts.models import Session, User
+from service.accounts.models import Firm, Session, User
 from service.settings import Settings
 
 __all__ = ["ACCESS_TOKEN_TYPE", "AccessClaims", "AccessToken", "CurrentUser", "build_jwt_auth", "issue_access_token"]
