@@ -25,6 +25,7 @@ act on it (a profile id, a rule id, a YAML position, a plugin id...)::
     └── PluginError
         ├── ManifestError (ValueError)           invalid plugin manifest
         ├── PackageVerificationError             bad signature, modified/extra file, revoked key, rollback
+        ├── PluginStateError (RuntimeError)      lifecycle: not installed, quarantined, wrong state
         └── SandboxError (RuntimeError)          a sandboxed plugin call failed or was contained
 
 Areas add subclasses here, next to their parent, so this drawing stays the whole tree.
@@ -48,6 +49,7 @@ __all__ = [
     "PackageVerificationError",
     "ParseError",
     "PluginError",
+    "PluginStateError",
     "ProfileError",
     "ProfileNotFoundError",
     "ProfileSchemaError",
@@ -227,6 +229,14 @@ class PackageVerificationError(PluginError):
     def __init__(self, message: str, *, reason: str, plugin_id: str | None = None) -> None:
         super().__init__(message, plugin_id=plugin_id)
         self.reason = reason
+
+
+class PluginStateError(PluginError, RuntimeError):
+    """A lifecycle operation is not possible in the plugin's current ``state`` (``None``: not installed)."""
+
+    def __init__(self, message: str, *, state: str | None, plugin_id: str | None = None) -> None:
+        super().__init__(message, plugin_id=plugin_id)
+        self.state = state
 
 
 class SandboxError(PluginError, RuntimeError):
