@@ -22,11 +22,15 @@ act on it (a profile id, a rule id, a YAML position, a plugin id...)::
     │   ├── MergeConflictError                   sync could not reconcile an action
     │   ├── SyncTransportError (ConnectionError) a push/pull did not complete; .ambiguous: it may have arrived
     │   └── ExecutionUnavailableError (ConnectionError)  the execution provider is unreachable; retry later
-    └── PluginError
-        ├── ManifestError (ValueError)           invalid plugin manifest
-        ├── PackageVerificationError             bad signature, modified/extra file, revoked key, rollback
-        ├── PluginStateError (RuntimeError)      lifecycle: not installed, quarantined, wrong state
-        └── SandboxError (RuntimeError)          a sandboxed plugin call failed or was contained
+    ├── PluginError
+    │   ├── ManifestError (ValueError)           invalid plugin manifest
+    │   ├── PackageVerificationError             bad signature, modified/extra file, revoked key, rollback
+    │   ├── PluginStateError (RuntimeError)      lifecycle: not installed, quarantined, wrong state
+    │   └── SandboxError (RuntimeError)          a sandboxed plugin call failed or was contained
+    └── OnboardingError
+        ├── WorkflowError (ValueError)           an onboarding workflow definition is invalid; .issues all
+        ├── StepValidationError (ValueError)     a step's answers are invalid; .errors names every field
+        └── StepStateError                       the step cannot be submitted/skipped now; .reason says why
 
 Areas add subclasses here, next to their parent, so this drawing stays the whole tree.
 """
@@ -45,6 +49,7 @@ __all__ = [
     "ManifestError",
     "MergeConflictError",
     "OfflineError",
+    "OnboardingError",
     "OutboxError",
     "PackageVerificationError",
     "ParseError",
@@ -56,7 +61,10 @@ __all__ = [
     "ProfileSyntaxError",
     "SandboxError",
     "SignalOSError",
+    "StepStateError",
+    "StepValidationError",
     "SyncTransportError",
+    "WorkflowError",
 ]
 
 
@@ -245,3 +253,42 @@ class SandboxError(PluginError, RuntimeError):
     def __init__(self, message: str, *, reason: str, plugin_id: str | None = None) -> None:
         super().__init__(message, plugin_id=plugin_id)
         self.reason = reason
+
+
+class OnboardingError(SignalOSError):
+    """Base for onboarding workflows and their state machine; ``step_id`` when a step is concerned."""
+
+    def __init__(self, message: str, *, step_id: str | None = None) -> None:
+        super().__init__(message)
+        self.step_id = step_id
+
+
+class WorkflowError(OnboardingError, ValueError):
+    """An onboarding workflow (YAML or a firm's extra step) is invalid; ``issues`` lists every problem."""
+
+    def __init__(self, message: str, *, issues: list[str] | None = None, step_id: str | None = None) -> None:
+        super().__init__(message, step_id=step_id)
+        self.issues = list(issues or [])
+
+
+class StepValidationError(OnboardingError, ValueError):
+    """A step's answers failed validation; ``errors`` holds ``{"field": ..., "message": ...}`` for each field."""
+
+    def __init__(self, message: str, *, step_id: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(message, step_id=step_id)
+        self.errors = list(errors)
+
+
+class StepStateError(OnboardingError):
+    """The step cannot be submitted or skipped now; ``reason`` is a stable code.
+
+    Reasons: ``unknown_step``, ``blocked`` (``blocked_by`` lists the unfinished dependencies), ``not_skippable``,
+    ``fact_missing`` (e.g. the email is really not verified yet), ``connection_failed``, ``finished``.
+    """
+
+    def __init__(
+        self, message: str, *, step_id: str, reason: str, blocked_by: list[str] | None = None
+    ) -> None:
+        super().__init__(message, step_id=step_id)
+        self.reason = reason
+        self.blocked_by = list(blocked_by or [])
