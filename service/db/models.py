@@ -6,6 +6,7 @@ Each service area adds one import line here.
 from __future__ import annotations
 
 from service.accounts import models as accounts_models
+from service.compliance import models as compliance_models
 from service.db.base import metadata
 
-__all__ = ["accounts_models", "metadata"]
+__all__ = ["accounts_models", "compliance_models", "metadata"]
