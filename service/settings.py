@@ -20,7 +20,7 @@ import attrs
 
 from signalos_core import ConfigurationError
 
-__all__ = ["ENVIRONMENT", "EnvVar", "Settings"]
+__all__ = ["ENVIRONMENT", "EnvVar", "Settings", "environment_table"]
 
 _DEV_JWT_SECRET: Final = "signalos-development-only-jwt-secret-do-not-deploy"  # noqa: S105 - public by design, refused unless SIGNALOS_DEV=1
 _DEV_DATA_KEY: Final = base64.urlsafe_b64encode(b"signalos-dev-data-key-32-bytes!!").decode()
@@ -199,6 +199,13 @@ class Settings:
         if port > 65535:
             raise ConfigurationError("SIGNALOS_PORT must be <= 65535", field="SIGNALOS_PORT")
         var_dir = Path(env.get("SIGNALOS_VAR_DIR", "./var"))
+        parallelism = _int(env, "SIGNALOS_ARGON2_PARALLELISM", 4, minimum=1)
+        memory_kib = _int(env, "SIGNALOS_ARGON2_MEMORY_KIB", 65536, minimum=8)
+        if memory_kib < 8 * parallelism:  # argon2's own lower bound
+            raise ConfigurationError(
+                "SIGNALOS_ARGON2_MEMORY_KIB must be >= 8 x SIGNALOS_ARGON2_PARALLELISM",
+                field="SIGNALOS_ARGON2_MEMORY_KIB",
+            )
         return cls(
             database_url=env.get("SIGNALOS_DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / 'signalos.db'}",
             jwt_secret=jwt_secret,
@@ -219,9 +226,20 @@ class Settings:
             login_max_failures=_int(env, "SIGNALOS_LOGIN_MAX_FAILURES", 5, minimum=1),
             login_backoff_base=timedelta(seconds=_int(env, "SIGNALOS_LOGIN_BACKOFF_BASE", 30, minimum=1)),
             argon2_time_cost=_int(env, "SIGNALOS_ARGON2_TIME_COST", 3, minimum=1),
-            argon2_memory_kib=_int(env, "SIGNALOS_ARGON2_MEMORY_KIB", 65536, minimum=8),
-            argon2_parallelism=_int(env, "SIGNALOS_ARGON2_PARALLELISM", 4, minimum=1),
+            argon2_memory_kib=memory_kib,
+            argon2_parallelism=parallelism,
             rate_limit_per_minute=_int(env, "SIGNALOS_RATE_LIMIT_PER_MINUTE", 1200),
             log_level=log_level,
             var_dir=var_dir,
         )
+
+
+def environment_table() -> str:
+    """The Markdown table of :data:`ENVIRONMENT` (README.md and docs/configuration.md embed it)."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    lines += [f"| `{v.name}` | `{v.default}` | {v.description} |" for v in ENVIRONMENT]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper: python -m service.settings
+    print(environment_table())  # noqa: T201 - prints the table for the docs

@@ -10,7 +10,7 @@ import click
 
 from signalos_core import ConfigurationError
 
-__all__ = ["db", "serve", "users", "version"]
+__all__ = ["db", "secrets_group", "serve", "users", "version"]
 
 EXIT_BAD_INPUT = 2
 
@@ -143,3 +143,18 @@ def users_create(email: str, role: str, password: str) -> None:
     except ProblemError as exc:
         click.echo(json.dumps({"error": exc.code, "message": exc.detail}), err=True)
         sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group("secrets")
+def secrets_group() -> None:
+    """Secrets for a new deployment."""
+
+
+@secrets_group.command("generate")
+def secrets_generate() -> None:
+    """Print fresh random SIGNALOS_JWT_SECRET and SIGNALOS_DATA_KEY lines (an env file; keep it private)."""
+    import base64
+    import secrets
+
+    click.echo(f"SIGNALOS_JWT_SECRET={secrets.token_urlsafe(48)}")
+    click.echo(f"SIGNALOS_DATA_KEY={base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}")

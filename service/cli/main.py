@@ -18,6 +18,7 @@ _COMMANDS: dict[str, str] = {
     "serve": "service.cli.core:serve",
     "db": "service.cli.core:db",
     "users": "service.cli.core:users",
+    "secrets": "service.cli.core:secrets_group",
     "audit": "service.cli.audit:audit",
 }
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeDecorator
 
 from service.db.engine import ensure_sqlite_directory
 
-__all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "upgrade"]
+__all__ = ["alembic_config", "compare_type", "current_revision", "downgrade", "head_revision", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -30,6 +32,21 @@ def alembic_config(database_url: str | None = None) -> Config:
     if database_url:
         config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
+
+
+def compare_type(
+    context: MigrationContext, _inspected_column: Any, _metadata_column: Any, _inspected_type: Any, metadata_type: Any
+) -> bool | None:
+    """Alembic type comparison that knows SQLite cannot round-trip custom column types.
+
+    SQLite keeps only a type *affinity*, so a reflected ``BINARY(16)`` (advanced-alchemy's GUID) or
+    ``DATETIME`` (DateTimeUTC) comes back as a different type name: comparing those would report drift that
+    does not exist. On SQLite, TypeDecorator columns are therefore considered unchanged; every other case (and
+    every type on PostgreSQL) uses alembic's default comparison (``None``).
+    """
+    if context.dialect.name == "sqlite" and isinstance(metadata_type, TypeDecorator):
+        return False
+    return None
 
 
 def head_revision() -> str | None:

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from service.db.engine import create_engine
+from service.db.migrate import compare_type
 from service.db.models import metadata
 
 config = context.config
@@ -18,7 +19,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
+        compare_type=compare_type,
         user_module_prefix="advanced_alchemy.types.",
     )
     with context.begin_transaction():
