@@ -11,12 +11,12 @@ precision: JSON numbers are integers within ±(2**53 - 1) only, money travels as
 * ``true``/``false``/``null``; integers in decimal without leading zeros, ``-0`` is ``0``;
 * :class:`~decimal.Decimal` becomes a JSON *string* in plain positional notation with trailing fractional zeros
   and the exponent removed: ``Decimal("100.00")`` → ``"100"``, ``Decimal("-0.50")`` → ``"-0.5"``,
-  ``Decimal("1E+3")`` → ``"1000"``, ``Decimal("-0")`` → ``"0"``; NaN and infinities are refused. Equal values
-  therefore encode equally, whatever scale a database column gave them;
+  ``Decimal("1E+3")`` → ``"1000"``, ``Decimal("-0")`` → ``"0"``; NaN, infinities and numbers needing more than
+  400 digits are refused. Equal values therefore encode equally, whatever scale a database column gave them;
 * timezone-aware :class:`~datetime.datetime` becomes the UTC instant as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always
   six fractional digits); naive datetimes are refused; :class:`~datetime.date` becomes ``YYYY-MM-DD``;
 * msgspec Structs, enums, UUIDs and tuples are first lowered with ``msgspec.to_builtins`` (Structs honour their
-  field renames; sets are sorted), then encoded by the rules above;
+  field renames; sets inside Structs are sorted), then encoded by the rules above;
 * ``float`` is refused (binary floats are not exact money), as are sets, bytes and any other type.
 
 Errors name the path of the offending value (``input.state.equity``) so a caller can fix it.
@@ -41,6 +41,7 @@ __all__ = ["canonical_datetime", "canonical_decimal", "canonical_json", "canonic
 
 # Integers beyond this lose precision in JavaScript and in RFC 8785 number formatting; use Decimal instead.
 _MAX_SAFE_INT = 2**53 - 1
+_MAX_DECIMAL_CHARS = 400
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=False)
 
 
@@ -50,8 +51,20 @@ def canonical_decimal(value: Decimal, path: str = "value") -> str:
         raise AuditFormatError(f"{path}: {value} is not a finite number", field=path)
     if value.is_zero():
         return "0"  # also folds -0 and 0E-8, which are the same amount
-    text = format(value.normalize(), "f")
-    return text
+    # Pure digit manipulation: Decimal.normalize() would round to the context precision (28 digits).
+    sign, digit_tuple, exponent = value.as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    assert isinstance(exponent, int)  # noqa: S101 - finite Decimals have an int exponent; narrows for mypy
+    if len(digits) + abs(exponent) > _MAX_DECIMAL_CHARS:
+        # Plain notation of 1E+999999999 would be a gigabyte: refuse absurd magnitudes instead.
+        raise AuditFormatError(f"{path}: {value} has too many digits for plain notation", field=path)
+    if exponent >= 0:
+        whole, fraction = digits + "0" * exponent, ""
+    else:
+        digits = digits.rjust(-exponent + 1, "0")
+        whole, fraction = digits[:exponent], digits[exponent:].rstrip("0")
+    whole = whole.lstrip("0") or "0"
+    return ("-" if sign else "") + whole + ("." + fraction if fraction else "")
 
 
 def canonical_datetime(value: datetime, path: str = "value") -> str:

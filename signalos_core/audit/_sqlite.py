@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS audit_heads (
 ) STRICT;
 CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 """
+_INSERT = f"INSERT INTO audit_records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"  # noqa: S608 - constants only
 _SCAN_BATCH = 500
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -129,6 +130,7 @@ class SQLiteAuditStore:
         self.path = Path(path)
         self._key = key
         self._clock = clock
+        self._readonly = readonly
         self._lock = threading.RLock()
         try:
             if readonly:
@@ -182,7 +184,8 @@ class SQLiteAuditStore:
 
     def append(self, entry: AuditEntry) -> AuditRecord:
         """Seal ``entry`` as the next record of its chain in one ``BEGIN IMMEDIATE`` transaction."""
-        placeholders = ", ".join("?" for _ in _COLUMNS)
+        if self._readonly:
+            raise AuditStoreError(f"{self.path}: cannot append: the store was opened read-only", path=str(self.path))
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -194,18 +197,17 @@ class SQLiteAuditStore:
                 ).fetchone()
                 sequence, prev_hash = (row[0] + 1, row[1]) if row else (0, GENESIS_HASH)
                 record = seal(entry, sequence=sequence, prev_hash=prev_hash, recorded_at=self._clock(), key=self._key)
-                self._conn.execute(
-                    f"INSERT INTO audit_records ({', '.join(_COLUMNS)}) VALUES ({placeholders})",  # noqa: S608 - column names are constants
-                    _to_row(record),
-                )
+                self._conn.execute(_INSERT, _to_row(record))
                 self._conn.execute(
                     "INSERT INTO audit_heads (chain_id, sequence, hash) VALUES (?, ?, ?) "
                     "ON CONFLICT (chain_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash",
                     (record.chain_id, record.sequence, record.hash),
                 )
                 self._conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise AuditStoreError(f"{self.path}: cannot append: {exc}", path=str(self.path)) from exc
                 raise
         return record
 

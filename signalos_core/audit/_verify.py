@@ -52,7 +52,8 @@ class UnreadableRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
 
 
 class VerifyIssue(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """One problem: ``kind`` of tampering, ``position`` in the verified order, ``sequence`` when known."""
+    """One problem: ``kind`` of tampering, ``position`` in the verified order, and ``sequence``, the number the
+    stored record carries (None when the problem is a missing tail)."""
 
     kind: TamperKind
     position: int
@@ -98,8 +99,11 @@ class _Item:
 
 
 class _Checker:
-    def __init__(self, chain_id: str | None, key: bytes | None, start_sequence: int, start_prev: str) -> None:
+    def __init__(
+        self, chain_id: str | None, key: bytes | None, start_sequence: int, start_prev: str, anchor: ChainHead | None
+    ) -> None:
         self.chain_id = chain_id
+        self.anchor = anchor
         self.key = key
         self.start_sequence = start_sequence
         self.start_prev = start_prev
@@ -123,6 +127,34 @@ class _Checker:
                 continue
             hash_ok = self._check_content(position, record)
             self.items.append(_Item(position, record.sequence, record, hash_ok))
+        self._infer_edited_sequences()
+
+    def _infer_edited_sequences(self) -> None:
+        """Place records by their links, not by the ``sequence`` they claim.
+
+        An edited record's own number is untrustworthy; a record renumbered *and* re-hashed gives itself away
+        because its ``prev_hash`` still names its real predecessor.
+        """
+        by_hash = {i.record.hash: i for i in self.items if i.record is not None and i.hash_ok}
+        by_prev = {i.record.prev_hash: i for i in self.items if i.record is not None and i.hash_ok}
+        for item in self.items:
+            if item.record is None:
+                continue
+            before = by_hash.get(item.record.prev_hash)
+            implied: int | None = None
+            if before is not None and before is not item:
+                implied = before.sequence + 1
+            elif item.record.prev_hash == self.start_prev:
+                implied = self.start_sequence
+            elif not item.hash_ok and (after := by_prev.get(item.record.hash)) is not None:
+                implied = after.sequence - 1
+            if implied is None or implied == item.sequence:
+                continue
+            if item.hash_ok:
+                detail = f"renumbered from {implied} to {item.sequence} and re-hashed (its link says {implied})"
+                self.add(TamperKind.EDITED, item.position, item.sequence, detail)
+                item.hash_ok = False
+            item.sequence = implied
 
     def _check_content(self, position: int, record: AuditRecord) -> bool:
         if self.key is not None and record.hash_alg != HashAlgorithm.HMAC_SHA256:
@@ -144,6 +176,8 @@ class _Checker:
         for item in self.items:
             groups.setdefault(item.sequence, []).append(item)
         linked = {item.record.prev_hash for item in self.items if item.record is not None}
+        if self.anchor is not None:
+            linked.add(self.anchor.hash)
         for sequence, group in groups.items():
             keep = next((i for i in group if i.record is not None and i.record.hash in linked), None)
             keep = keep or next((i for i in group if i.hash_ok), group[0])
@@ -260,7 +294,7 @@ def verify(
         chain_id = readable[0].chain_id if readable else (anchor.chain_id if anchor else None)
     if key is None and any(record.hash_alg == HashAlgorithm.HMAC_SHA256 for record in readable):
         raise AuditFormatError("the chain is HMAC-keyed: pass its key to verify it", field="key")
-    checker = _Checker(chain_id, key, start_sequence, start_prev_hash)
+    checker = _Checker(chain_id, key, start_sequence, start_prev_hash, anchor)
     checker.read(items)
     checker.pick_originals()
     checker.check_order()
