@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signalos_core.audit as audit
+from signalos_core import audit
 
 EXPECTED = {
     "CSV_COLUMNS", "DEFAULT_CHAIN", "FORMAT_VERSION", "GENESIS_HASH", "MAX_PAGE_SIZE",
