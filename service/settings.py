@@ -26,6 +26,8 @@ _DEV_JWT_SECRET: Final = "signalos-development-only-jwt-secret-do-not-deploy"  #
 _DEV_DATA_KEY: Final = base64.urlsafe_b64encode(b"signalos-dev-data-key-32-bytes!!").decode()
 _MIN_SECRET_BYTES: Final = 32
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+_SMTP_TLS_MODES: Final = ("starttls", "tls", "none")
+_MAX_OTP_TTL: Final = 600
 
 
 @attrs.frozen
@@ -83,6 +85,53 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
     EnvVar("SIGNALOS_RATE_LIMIT_PER_MINUTE", "1200", "Per-IP flood guard over all API requests (0 disables)."),
     EnvVar("SIGNALOS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR. Logs are JSON lines on stderr."),
     EnvVar("SIGNALOS_VAR_DIR", "./var", "Directory for local state (SQLite file, outboxes, dev mail outbox)."),
+    # Two-factor authentication (service/twofactor, docs/security.md).
+    EnvVar("SIGNALOS_TOTP_ISSUER", "SignalOS", "Issuer shown by authenticator apps (the `otpauth://` label prefix)."),
+    EnvVar("SIGNALOS_OTP_TTL", "300", "Lifetime in seconds of an emailed or texted code (at most 600)."),
+    EnvVar("SIGNALOS_OTP_RESEND_COOLDOWN", "60", "Seconds before another email/SMS code may be requested."),
+    EnvVar("SIGNALOS_OTP_HOURLY_CAP", "5", "Email/SMS codes one account may be sent per rolling hour."),
+    EnvVar("SIGNALOS_OTP_MAX_ATTEMPTS", "5", "Wrong guesses one emailed/texted code or `mfa_pending` token survives."),
+    EnvVar(
+        "SIGNALOS_MFA_LOCKOUT_THRESHOLD",
+        "5",
+        "Consecutive second-factor failures (any method, any endpoint) that lock the account's second factor.",
+    ),
+    EnvVar(
+        "SIGNALOS_MFA_LOCKOUT_SECONDS",
+        "300",
+        "First second-factor lockout in seconds; doubles with each further failure, capped by "
+        "SIGNALOS_MFA_LOCKOUT_MAX_SECONDS.",
+    ),
+    EnvVar("SIGNALOS_MFA_LOCKOUT_MAX_SECONDS", "3600", "Longest second-factor lockout in seconds."),
+    EnvVar(
+        "SIGNALOS_MFA_IP_RATE_PER_MINUTE",
+        "30",
+        "Per-IP flood guard over the second-factor endpoints (requests per minute; 0 disables).",
+    ),
+    EnvVar("SIGNALOS_STEP_UP_TTL", "300", "Seconds a TOTP/backup-code verification counts as fresh for step-up."),
+    EnvVar(
+        "SIGNALOS_RECOVERY_TRADING_HOLD",
+        "86400",
+        "Seconds trading stays blocked after an operator reset 2FA for a user who lost every second factor.",
+    ),
+    EnvVar(
+        "SIGNALOS_OUTBOX_PATH",
+        "(unset)",
+        "Test/development mode: append every email and SMS (codes included) to this JSONL file instead of "
+        "sending it. Never in production.",
+    ),
+    EnvVar("SIGNALOS_SMTP_HOST", "(unset)", "SMTP server for email codes and security notifications."),
+    EnvVar("SIGNALOS_SMTP_PORT", "587", "SMTP port."),
+    EnvVar("SIGNALOS_SMTP_USER", "(unset)", "SMTP login (optional)."),
+    EnvVar("SIGNALOS_SMTP_PASSWORD", "(unset)", "SMTP password (optional)."),
+    EnvVar("SIGNALOS_SMTP_TLS", "starttls", "`starttls`, `tls` (implicit TLS) or `none` (loopback relays only)."),
+    EnvVar("SIGNALOS_SMTP_FROM", "SignalOS <no-reply@localhost>", "From address of emails."),
+    EnvVar(
+        "SIGNALOS_SMS_URL",
+        "(unset)",
+        "HTTP SMS provider endpoint; receives POST JSON `{to, body}` with the bearer token below.",
+    ),
+    EnvVar("SIGNALOS_SMS_TOKEN", "(unset)", "Bearer token sent to SIGNALOS_SMS_URL."),
 )
 
 
@@ -135,6 +184,26 @@ class Settings:
     rate_limit_per_minute: int = 1200
     log_level: str = "INFO"
     var_dir: Path = Path("var")
+    totp_issuer: str = "SignalOS"
+    otp_ttl: timedelta = timedelta(minutes=5)
+    otp_resend_cooldown: timedelta = timedelta(seconds=60)
+    otp_hourly_cap: int = 5
+    otp_max_attempts: int = 5
+    mfa_lockout_threshold: int = 5
+    mfa_lockout: timedelta = timedelta(minutes=5)
+    mfa_lockout_max: timedelta = timedelta(hours=1)
+    mfa_ip_rate_per_minute: int = 30
+    step_up_ttl: timedelta = timedelta(minutes=5)
+    recovery_trading_hold: timedelta = timedelta(hours=24)
+    outbox_path: Path | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: str = "starttls"
+    smtp_from: str = "SignalOS <no-reply@localhost>"
+    sms_url: str | None = None
+    sms_token: str | None = None
 
     def __repr__(self) -> str:
         # Secrets never appear in a repr (and so never in a log line or a traceback).
@@ -206,6 +275,17 @@ class Settings:
                 "SIGNALOS_ARGON2_MEMORY_KIB must be >= 8 x SIGNALOS_ARGON2_PARALLELISM",
                 field="SIGNALOS_ARGON2_MEMORY_KIB",
             )
+        smtp_tls = env.get("SIGNALOS_SMTP_TLS", "starttls").lower()
+        if smtp_tls not in _SMTP_TLS_MODES:
+            raise ConfigurationError(
+                f"SIGNALOS_SMTP_TLS must be one of {', '.join(_SMTP_TLS_MODES)}", field="SIGNALOS_SMTP_TLS"
+            )
+        otp_ttl = _int(env, "SIGNALOS_OTP_TTL", 300, minimum=1)
+        if otp_ttl > _MAX_OTP_TTL:
+            raise ConfigurationError(
+                f"SIGNALOS_OTP_TTL must be <= {_MAX_OTP_TTL} (NIST 800-63B)", field="SIGNALOS_OTP_TTL"
+            )
+        lockout = _int(env, "SIGNALOS_MFA_LOCKOUT_SECONDS", 300, minimum=1)
         return cls(
             database_url=env.get("SIGNALOS_DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / 'signalos.db'}",
             jwt_secret=jwt_secret,
@@ -231,6 +311,28 @@ class Settings:
             rate_limit_per_minute=_int(env, "SIGNALOS_RATE_LIMIT_PER_MINUTE", 1200),
             log_level=log_level,
             var_dir=var_dir,
+            totp_issuer=env.get("SIGNALOS_TOTP_ISSUER") or "SignalOS",
+            otp_ttl=timedelta(seconds=otp_ttl),
+            otp_resend_cooldown=timedelta(seconds=_int(env, "SIGNALOS_OTP_RESEND_COOLDOWN", 60)),
+            otp_hourly_cap=_int(env, "SIGNALOS_OTP_HOURLY_CAP", 5, minimum=1),
+            otp_max_attempts=_int(env, "SIGNALOS_OTP_MAX_ATTEMPTS", 5, minimum=1),
+            mfa_lockout_threshold=_int(env, "SIGNALOS_MFA_LOCKOUT_THRESHOLD", 5, minimum=1),
+            mfa_lockout=timedelta(seconds=lockout),
+            mfa_lockout_max=timedelta(
+                seconds=max(lockout, _int(env, "SIGNALOS_MFA_LOCKOUT_MAX_SECONDS", 3600, minimum=1))
+            ),
+            mfa_ip_rate_per_minute=_int(env, "SIGNALOS_MFA_IP_RATE_PER_MINUTE", 30),
+            step_up_ttl=timedelta(seconds=_int(env, "SIGNALOS_STEP_UP_TTL", 300, minimum=1)),
+            recovery_trading_hold=timedelta(seconds=_int(env, "SIGNALOS_RECOVERY_TRADING_HOLD", 86400)),
+            outbox_path=Path(env["SIGNALOS_OUTBOX_PATH"]) if env.get("SIGNALOS_OUTBOX_PATH") else None,
+            smtp_host=env.get("SIGNALOS_SMTP_HOST") or None,
+            smtp_port=_int(env, "SIGNALOS_SMTP_PORT", 587, minimum=1),
+            smtp_user=env.get("SIGNALOS_SMTP_USER") or None,
+            smtp_password=env.get("SIGNALOS_SMTP_PASSWORD") or None,
+            smtp_tls=smtp_tls,
+            smtp_from=env.get("SIGNALOS_SMTP_FROM") or "SignalOS <no-reply@localhost>",
+            sms_url=env.get("SIGNALOS_SMS_URL") or None,
+            sms_token=env.get("SIGNALOS_SMS_TOKEN") or None,
         )
 
 
