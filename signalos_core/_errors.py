@@ -17,6 +17,7 @@ act on it (a profile id, a rule id, a YAML position, a plugin id...)::
     │   ├── AuditFormatError (ValueError)        an audit entry/record/file is not valid; .field names it
     │   └── AuditStoreError (OSError)            the audit database is missing, locked or not an audit store
     ├── ParseError (ValueError)                  signal parser input or template problems
+    │   └── ChannelTemplateError                 invalid channel template; .field names the offending field
     ├── OfflineError
     │   ├── OutboxError (OSError)                the local outbox is corrupt, locked or unusable
     │   ├── MergeConflictError                   sync could not reconcile an action
@@ -42,6 +43,7 @@ __all__ = [
     "AuditFormatError",
     "AuditIntegrityError",
     "AuditStoreError",
+    "ChannelTemplateError",
     "ConfigurationError",
     "EngineError",
     "EvaluationError",
@@ -172,6 +174,19 @@ class AuditStoreError(AuditError, OSError):
 
 class ParseError(SignalOSError, ValueError):
     """Signal-parser input, data file or channel template is invalid."""
+
+
+class ChannelTemplateError(ParseError):
+    """A channel template is invalid; ``field`` is the path of the first bad field (``keywords.sl[2]``),
+    ``issues`` lists every problem found, ``template`` names the template when known."""
+
+    def __init__(
+        self, message: str, *, field: str | None = None, issues: list[str] | None = None, template: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.issues = list(issues or [])
+        self.template = template
 
 
 class OfflineError(SignalOSError):

@@ -20,6 +20,8 @@ _COMMANDS: dict[str, str] = {
     "users": "service.cli.core:users",
     "secrets": "service.cli.core:secrets_group",
     "audit": "service.cli.audit:audit",
+    "parse": "service.cli.parsing:parse_cmd",
+    "parse-eval": "service.cli.parsing:parse_eval_cmd",
 }
 
 

@@ -1,0 +1,265 @@
+"""Follow-up grammar: actions on existing trades (move SL, close, partial, cancel, TP/SL hit, reports).
+
+Cues are read per sentence from concepts, never from fixed strings: a move verb (or a "to" preposition)
+governing an SL/TP label and a target; a close verb with its scope (all / partial fraction / symbol + side
+filter); cancel; a hit word beside a TP/SL label; a signed pip or money amount as a profit report. Tokens
+a cue uses are *consumed*, so the new-order grammar does not read ``move SL to 1248`` as a stop-loss.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from signalos_core.parsing._model import Action
+from signalos_core.parsing._tokens import INDEX, MONEY, NL, NUM, ORDINAL, PERCENT, PIPS, PRICE, SEP, WORD, Tok
+
+__all__ = ["FollowUps", "scan_followups"]
+
+_SENTENCE_END = frozenset({".", "!", "?", ";"})
+_ARTICLE_MAX = 4
+_STRONG_BE = frozenset(
+    {
+        "breakeven",
+        "break even",
+        "risk free",
+        "riskfree",
+        "sin riesgo",
+        "libre de riesgo",
+        "безубыток",
+        "ریسک فری",
+        "سر به سر",
+        "einstand",
+        "zero a zero",
+        "sem risco",
+        "бу",
+        "б/у",
+    }
+)
+
+
+class FollowUps:
+    """Result of the follow-up scan: actions in written order (with spans), consumed tokens and cues seen."""
+
+    __slots__ = ("actions", "advice", "conditional", "consumed", "defer", "hedge", "update", "verb_cue")
+
+    def __init__(self) -> None:
+        self.actions: list[tuple[Action, int, int]] = []
+        self.consumed: set[int] = set()
+        self.update = False
+        self.defer = False
+        self.advice = False
+        self.hedge = False
+        self.verb_cue = False
+        self.conditional = False
+
+
+def _sentences(toks: list[Tok]) -> list[list[int]]:
+    out: list[list[int]] = [[]]
+    for i, tok in enumerate(toks):
+        if tok.kind == NL or (tok.kind == SEP and tok.text in _SENTENCE_END):
+            if out[-1]:
+                out.append([])
+            continue
+        out[-1].append(i)
+    return [s for s in out if s]
+
+
+class _Scanner:
+    def __init__(self, toks: list[Tok], text: str, has_reply: bool) -> None:
+        self.toks = toks
+        self.text = text
+        self.has_reply = has_reply
+        self.out = FollowUps()
+
+    def add(self, action: Action, *indices: int) -> None:
+        spans = [self.toks[i] for i in indices if i >= 0]
+        start = min(t.start for t in spans)
+        end = max(t.end for t in spans)
+        self.out.actions.append((action, start, end))
+        self.out.consumed.update(i for i in indices if i >= 0)
+
+    def run(self) -> FollowUps:
+        for tok in self.toks:
+            c = tok.concepts
+            if c:
+                self.out.update |= "update" in c
+                self.out.defer |= "defer" in c
+                self.out.advice |= "advice" in c
+                self.out.hedge |= "hedge" in c
+                self.out.conditional |= "conditional" in c
+        for sentence in _sentences(self.toks):
+            self._sentence(sentence)
+        if not self.out.actions:
+            self._reports()
+        return self.out
+
+    # ---------------------------------------------------------------- per sentence
+    def _sentence(self, idx: list[int]) -> None:
+        toks = self.toks
+        move_at = next((k for k, i in enumerate(idx) if "move" in toks[i].concepts), None)
+        hit_at = next((k for k, i in enumerate(idx) if toks[i].concepts & {"hit", "stopped"}), None)
+        for k, i in enumerate(idx):
+            tok = toks[i]
+            c = tok.concepts
+            if i in self.out.consumed or tok.kind not in (WORD,):
+                continue
+            if ("sl" in c or ("stop_word" in c and not self._after_side(idx, k))) and "emoji_label" not in c:
+                self._sl(idx, k, move_at, hit_at)
+            elif "tp" in c or ("tp_glued" in c and tok.index is not None):
+                self._tp(idx, k, move_at, hit_at)
+            elif "close" in c and not self._slot_value(idx, k):
+                self._close(idx, k)
+            elif "cancel" in c:
+                self.out.verb_cue = True
+                self.add(Action(action="cancel"), i)
+            elif "partial" in c and not any(toks[j].concepts & {"close"} for j in idx):
+                self.out.verb_cue = True
+                self.add(Action(action="close_partial", fraction=self._fraction(idx)), i)
+            elif c & _STRONG_BE_CONCEPT_GUARD and tok.text in _STRONG_BE:
+                self.out.verb_cue = True
+                self.add(Action(action="move_sl", to="breakeven"), i)
+            elif "triggered" in c and not any(toks[j].concepts & {"sl", "tp"} for j in idx):
+                self.add(Action(action="entry_triggered"), i)
+            elif "hold" in c:
+                self.add(Action(action="hold"), i)
+
+    def _after_side(self, idx: list[int], k: int) -> bool:
+        return k > 0 and bool(self.toks[idx[k - 1]].concepts & {"buy", "sell"})
+
+    def _slot_value(self, idx: list[int], k: int) -> bool:
+        """``TP 3 - Close All``: a close word filling a TP/SL slot is a manual exit, not an instruction."""
+        for j in range(k - 1, max(-1, k - 4), -1):
+            prev = self.toks[idx[j]]
+            if prev.kind == WORD and prev.concepts & {"tp", "tp_glued", "sl"}:
+                return True
+            if prev.kind == WORD:
+                return False
+        return False
+
+    def _target(self, idx: list[int], k: int) -> tuple[object, int]:
+        """First target after a label: a price, breakeven, or ``tpN``; skips articles and prepositions."""
+        toks = self.toks
+        gap = 0
+        saw_to = False
+        for j in range(k + 1, len(idx)):
+            i = idx[j]
+            tok = toks[i]
+            if tok.kind == SEP:
+                saw_to |= tok.text in (">",)
+                continue
+            if tok.kind == NUM:
+                if tok.ncls == PRICE and tok.value is not None:
+                    return tok.value, i
+                if tok.ncls in (INDEX, ORDINAL) or (tok.value is not None and tok.value < 10 and not tok.decimals):
+                    continue
+                return None, -1
+            c = tok.concepts
+            if "breakeven" in c and (saw_to or "entry" not in c or gap <= 2):
+                return "breakeven", i
+            if "be" in c and saw_to:
+                return "breakeven", i
+            if ("tp" in c or "tp_glued" in c) and tok.index is not None:
+                return f"tp{tok.index}", i
+            if "to" in c:
+                saw_to = True
+                continue
+            gap += 1
+            if gap > _ARTICLE_MAX:
+                break
+        return None, -1
+
+    def _sl(self, idx: list[int], k: int, move_at: int | None, hit_at: int | None) -> None:
+        i = idx[k]
+        nxt = self.toks[idx[k + 1]] if k + 1 < len(idx) else None
+        to_next = nxt is not None and ("to" in nxt.concepts or (nxt.kind == SEP and nxt.text == ">"))
+        if hit_at is not None and (move_at is None or move_at > k):
+            self.out.verb_cue = True
+            self.add(Action(action="sl_hit"), i, idx[hit_at])
+            return
+        target, at = self._target(idx, k)
+        if (move_at is not None and move_at < k) or (to_next and target is not None) or target == "breakeven":
+            self.out.verb_cue = self.out.verb_cue or move_at is not None or target == "breakeven"
+            self.add(Action(action="move_sl", to=target), i, at)
+            if move_at is not None:
+                self.out.consumed.add(idx[move_at])
+
+    def _tp(self, idx: list[int], k: int, move_at: int | None, hit_at: int | None) -> None:
+        toks = self.toks
+        i = idx[k]
+        tok = toks[i]
+        index: int | str | None = tok.index
+        if index is None and k > 0 and toks[idx[k - 1]].kind == NUM and toks[idx[k - 1]].ncls == ORDINAL:
+            prev_value = toks[idx[k - 1]].value
+            index = int(prev_value) if prev_value is not None else None
+        if hit_at is not None:
+            if index is None and k > 0 and "all" in toks[idx[k - 1]].concepts:
+                index = "all"
+            price = None
+            end = hit_at if hit_at > k else len(idx)
+            for j in range(k + 1, end):
+                t = toks[idx[j]]
+                if t.kind == NUM and t.ncls == PRICE and t.value is not None:
+                    if index is None and t.value <= 20 and not t.decimals and price is None:
+                        index = int(t.value)
+                        continue
+                    price = t.value
+                    self.out.consumed.add(idx[j])
+                    break
+            self.out.verb_cue = True
+            self.add(Action(action="tp_hit", tp_index=index, price=price), i, idx[hit_at])
+            return
+        if move_at is not None and move_at < k:
+            target, at = self._target(idx, k)
+            if isinstance(target, Decimal) and target > 20:
+                self.out.verb_cue = True
+                self.add(Action(action="modify_tp", tp_index=index, to=target), i, at, idx[move_at])
+
+    def _close(self, idx: list[int], k: int) -> None:
+        toks = self.toks
+        i = idx[k]
+        self.out.verb_cue = True
+        concepts = set().union(*(toks[j].concepts for j in idx))
+        if "all" in concepts:
+            used = [j for j in idx if "all" in toks[j].concepts]
+            self.add(Action(action="close_all"), i, *used)
+            return
+        if concepts & {"partial", "half"} or any(toks[j].ncls == PERCENT for j in idx if toks[j].kind == NUM):
+            self.add(Action(action="close_partial", fraction=self._fraction(idx)), i)
+            return
+        sym_at = next((j for j in idx[k + 1 :] if toks[j].sym is not None), None)
+        side_at = next((j for j in idx if toks[j].concepts & {"buy", "sell"}), None)
+        side = None
+        if side_at is not None:
+            side = "buy" if "buy" in toks[side_at].concepts else "sell"
+        target = toks[sym_at].sym if sym_at is not None else ("reply" if self.has_reply else None)
+        used = [j for j in (sym_at, side_at) if j is not None]
+        self.add(Action(action="close", target=target, side_filter=side), i, *used)  # type: ignore[arg-type]
+
+    def _fraction(self, idx: list[int]) -> Decimal | None:
+        for j in idx:
+            tok = self.toks[j]
+            if "half" in tok.concepts:
+                return Decimal("0.5")
+            if tok.kind == NUM and tok.ncls == PERCENT and tok.value is not None and 0 < tok.value <= 100:
+                return tok.value / 100
+        return None
+
+    def _reports(self) -> None:
+        """Signed pip or money amounts (``+20 pips``) are profit reports when nothing else was said."""
+        for i, tok in enumerate(self.toks):
+            if tok.kind != NUM or tok.start == 0 or self.text[tok.start - 1] not in "+＋":
+                continue
+            if tok.ncls == PIPS:
+                self.add(Action(action="profit_report", pips=tok.value), i)
+                return
+            if tok.ncls == MONEY:
+                self.add(Action(action="profit_report", amount=tok.value), i)
+                return
+
+
+_STRONG_BE_CONCEPT_GUARD = frozenset({"breakeven"})
+
+
+def scan_followups(toks: list[Tok], text: str, *, has_reply: bool) -> FollowUps:
+    """Find follow-up actions in ``toks`` (see module docstring)."""
+    return _Scanner(toks, text, has_reply).run()

@@ -1,0 +1,588 @@
+"""Structural field binding for new orders: labels bind to the numbers that follow them.
+
+The extractor walks the classified tokens once. Labels (words, phrases, emoji) open a slot (entry, SL, TP);
+the next price-class number binds to it, on the same line or on the following lines; separators decide
+between a zone (``a - b``, ``a/b``, ``a_b``, ``from a to b``), a ladder (``a & b``) and a TP list. Unlabelled
+prices after the side word or symbol are the entry. A new side word or symbol after a complete order starts
+another order (multi-order messages). Nothing here checks plausibility; that is ``_sanity``'s job.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from signalos_core.parsing._lexicon import Lexicon
+from signalos_core.parsing._tokens import (
+    EMO,
+    INDEX,
+    LEVERAGE,
+    LOT,
+    NL,
+    NUM,
+    ORDINAL,
+    PERCENT,
+    PIPS,
+    PRICE,
+    SEP,
+    WORD,
+    Tok,
+)
+
+__all__ = ["Draft", "extract_orders"]
+
+_RANGE_SEPS = frozenset({"-", "/", "_", "~", "to"})
+_LIST_SEPS = frozenset({"/", ",", "&", "-", "and", "|", ";", "_"})
+_LADDER_SEPS = frozenset({"&", "and", ","})
+_SKIPPABLE_SEPS = frozenset({":", "-", ".", "=", "#", "@", "(", ")", "*", ">", "<", "|", "~", "{", "}", "[", "]"})
+_LABEL_KINDS = ("sl", "tp", "entry")
+
+
+class Draft:
+    """A new order being assembled; values keep their tokens for spans."""
+
+    __slots__ = (
+        "entry_join",
+        "entry_vals",
+        "flags",
+        "lot",
+        "leverage",
+        "notes",
+        "order_type",
+        "otype_explicit",
+        "otype_tok",
+        "own_symbol",
+        "pip_notes",
+        "price_unit",
+        "quantity",
+        "risk",
+        "side",
+        "side_tok",
+        "side_word",
+        "sl",
+        "sl_open",
+        "sl_pips",
+        "symbol",
+        "symbol_tok",
+        "tp",
+        "tp_open",
+        "tp_pips",
+    )
+
+    def __init__(self) -> None:
+        self.symbol: str | None = None
+        self.symbol_tok: Tok | None = None
+        self.own_symbol = False
+        self.side: str | None = None
+        self.side_tok: Tok | None = None
+        self.side_word = False
+        self.order_type: str | None = None
+        self.otype_explicit = False
+        self.otype_tok: Tok | None = None
+        self.entry_vals: list[tuple[Decimal, Tok]] = []
+        self.entry_join: str | None = None
+        self.sl: tuple[Decimal, Tok] | None = None
+        self.sl_open = False
+        self.sl_pips: tuple[Decimal, Tok] | None = None
+        self.tp: list[tuple[Decimal, Tok]] = []
+        self.tp_open = False
+        self.tp_pips: list[tuple[Decimal, Tok]] = []
+        self.flags: set[str] = set()
+        self.pip_notes: list[tuple[str, Decimal, Decimal]] = []
+        self.price_unit: str | None = None
+        self.lot: Decimal | None = None
+        self.risk: Decimal | None = None
+        self.leverage: Decimal | None = None
+        self.quantity: str | None = None
+        self.notes: list[str] = []
+
+    def has_levels(self) -> bool:
+        """True once an SL or TP (price, pips or open slot) was bound."""
+        return bool(self.sl or self.tp or self.sl_pips or self.tp_pips or self.tp_open)
+
+    def has_values(self) -> bool:
+        """True once any price was bound."""
+        return bool(self.entry_vals or self.sl or self.tp)
+
+
+def _line_info(toks: list[Tok]) -> tuple[list[int], list[bool]]:
+    """Line number per token and whether each line holds only numbers/punctuation/emoji."""
+    line_of: list[int] = []
+    bare: list[bool] = [True]
+    has_num: list[bool] = [False]
+    line = 0
+    for tok in toks:
+        if tok.kind == NL:
+            line += 1
+            bare.append(True)
+            has_num.append(False)
+        elif tok.kind == WORD and not tok.concepts & {"and"}:
+            bare[line] = False
+        elif tok.kind == NUM and tok.ncls == PRICE:
+            has_num[line] = True
+        line_of.append(line)
+    return line_of, [b and h for b, h in zip(bare, has_num, strict=True)]
+
+
+def _modal_decimals(toks: list[Tok]) -> int:
+    counts: dict[int, int] = {}
+    for tok in toks:
+        if tok.kind == NUM and tok.ncls == PRICE and tok.value is not None and tok.decimals:
+            counts[tok.decimals] = counts.get(tok.decimals, 0) + 1
+    return max(counts, key=lambda d: counts[d]) if counts else 2
+
+
+def _recover(tok: Tok, decimals: int) -> Decimal | None:
+    """Value of a number with glued garbage (``2368.502302.72``): integer part plus the usual decimals."""
+    head, _, rest = tok.raw.partition(".")
+    if not head or not rest[:1].isdigit():
+        return None
+    frac = "".join(ch for ch in rest[:decimals] if ch.isdigit())
+    return Decimal(f"{head}.{frac}") if frac else Decimal(head)
+
+
+class _Extractor:
+    def __init__(self, toks: list[Tok], text: str, lex: Lexicon, consumed: set[int]) -> None:
+        self.toks = toks
+        self.text = text
+        self.lex = lex
+        self.consumed = consumed
+        self.line_of, self.bare = _line_info(toks)
+        self.decimals = _modal_decimals(toks)
+        self.drafts: list[Draft] = [Draft()]
+        self.label: str | None = None
+        self.label_index: int | None = None
+        self.label_filled = False
+        self.label_line = 0
+        self.label_gap = 0
+        self.join: str | None = None
+        self.ordinal: int | None = None
+        self.last: tuple[str, int, Tok] | None = None  # slot, line, token of the last bound value
+        self.bracket = 0
+        self.coin: tuple[str, Tok] | None = None
+
+    @property
+    def d(self) -> Draft:
+        return self.drafts[-1]
+
+    def _new_draft(self) -> None:
+        old = self.d
+        new = Draft()
+        new.symbol, new.symbol_tok = old.symbol, old.symbol_tok
+        self.drafts.append(new)
+        self._set_label(None)
+
+    def _set_label(self, label: str | None, tok: Tok | None = None, index: int | None = None) -> None:
+        self.label = label
+        self.label_index = index
+        self.label_filled = False
+        self.label_gap = 0
+        self.join = None
+        if tok is not None:
+            self.label_line = self.line_of[self.toks.index(tok)] if False else self.label_line
+
+    def run(self) -> list[Draft]:
+        toks = self.toks
+        for i, tok in enumerate(toks):
+            if i in self.consumed:
+                continue
+            kind = tok.kind
+            if kind == NL:
+                self._newline(i)
+            elif kind == WORD:
+                self._word(i, tok)
+            elif kind == NUM:
+                self._number(i, tok)
+            elif kind == SEP:
+                self._sep(i, tok)
+            elif kind == EMO and tok.concepts:
+                nxt = self._next(i)
+                if nxt is not None and toks[nxt].kind == NUM and self.line_of[nxt] == self.line_of[i]:
+                    self._open_label(next(c for c in tok.concepts if c != "emoji_label"), i, None)
+        if self.coin is not None:
+            for draft in self.drafts:
+                if draft.symbol is None:
+                    draft.symbol, draft.symbol_tok = self.coin
+        return [d for d in self.drafts if d.side or d.has_values() or d.symbol]
+
+    # ------------------------------------------------------------------ helpers
+    def _next(self, i: int) -> int | None:
+        for j in range(i + 1, len(self.toks)):
+            if j not in self.consumed and self.toks[j].kind != SEP:
+                return j
+        return None
+
+    def _price_ahead_on_line(self, i: int) -> bool:
+        line = self.line_of[i]
+        for j in range(i + 1, len(self.toks)):
+            tok = self.toks[j]
+            if self.line_of[j] != line or tok.kind == NL:
+                return False
+            if tok.kind == NUM and tok.ncls == PRICE:
+                return True
+            if tok.kind == WORD and tok.concepts & {"sl", "tp"}:
+                return False
+        return False
+
+    def _open_label(self, label: str, i: int, index: int | None) -> None:
+        self.label = label
+        self.label_index = index if index is not None else self.ordinal
+        self.ordinal = None
+        self.label_filled = False
+        self.label_gap = 0
+        self.label_line = self.line_of[i]
+        self.join = None
+
+    # ------------------------------------------------------------------ token handlers
+    def _newline(self, i: int) -> None:
+        self.join = None
+        if self.label is not None and self.label_filled and self.label != "tp":
+            self.label = None
+
+    def _word(self, i: int, tok: Tok) -> None:
+        c = tok.concepts
+        d = self.d
+        if tok.sym is not None:
+            if d.symbol is not None and tok.sym != d.symbol and d.own_symbol and d.has_values():
+                self._new_draft()
+                d = self.d
+            if not d.own_symbol:
+                d.symbol, d.symbol_tok, d.own_symbol = tok.sym, tok, True
+                if tok.typo:
+                    d.flags.add("symbol_typo")
+            if self.label_filled:
+                self.label = None
+            return
+        if not c:
+            prev = self.toks[i - 1] if i else None
+            if (
+                prev is not None
+                and prev.kind == SEP
+                and prev.text in "#$"
+                and prev.end == tok.start
+                and self.coin is None
+                and self.text[tok.start : tok.end].isupper()
+            ):
+                sym = self.lex.coin(tok.text, sats=False)
+                if sym is not None:
+                    self.coin = (sym, tok)
+            self._filler(i)
+            return
+        if "horizon" in c:
+            return
+        side = "buy" if "buy" in c else "sell" if "sell" in c else None
+        if side is not None:
+            self._side(i, tok, side)
+            return
+        if "limit" in c:
+            if d.order_type != "stop" or not d.otype_explicit:
+                d.order_type, d.otype_explicit, d.otype_tok = "limit", True, tok
+            return
+        if "stop_word" in c and not ({"sl"} & c and " " in tok.text):
+            if self._after_side(i):
+                d.order_type, d.otype_explicit, d.otype_tok = "stop", True, tok
+                return
+            self._open_label("sl", i, tok.index)
+            return
+        if "market" in c and self.bracket == 0:
+            if d.order_type is None:
+                d.order_type, d.otype_explicit, d.otype_tok = "market", True, tok
+            if "entry" not in c:
+                return
+        if "sl" in c:
+            self._open_label("sl", i, tok.index)
+            return
+        if "tp" in c or ("tp_glued" in c and tok.index is not None):
+            self._open_label("tp", i, tok.index)
+            return
+        if "open_slot" in c and self.label in ("tp", "sl") and not self.label_filled:
+            if self.label == "tp":
+                d.tp_open = True
+            else:
+                d.sl_open = True
+            self.label = None
+            return
+        if "near" in c and (not d.entry_vals):
+            if not d.otype_explicit:
+                d.order_type = "limit"
+                d.otype_tok = tok
+            self._open_label("entry", i, None)
+            return
+        if "entry" in c:
+            if not d.entry_vals or (self.label == "entry" and not self.label_filled):
+                self._open_label("entry", i, None)
+            elif self.label_filled:
+                self.label = None
+            return
+        if "range_to" in c and self.label_filled:
+            self.join = "to"
+            return
+        if "and" in c and self.label_filled:
+            self.join = "and"
+            return
+        self._filler(i)
+
+    def _filler(self, i: int) -> None:
+        if self.label is None:
+            return
+        if self.label_filled or self.line_of[i] != self.label_line:
+            # a word line after an unfilled label: the value is not on the next line after all
+            self.label = None
+            return
+        self.label_gap += 1
+        if self.label_gap > 3:
+            self.label = None
+
+    def _after_side(self, i: int) -> bool:
+        for j in range(i - 1, -1, -1):
+            prev = self.toks[j]
+            if prev.kind == SEP:
+                continue
+            return prev.kind == WORD and bool(prev.concepts & {"buy", "sell"})
+        return False
+
+    def _side(self, i: int, tok: Tok, side: str) -> None:
+        d = self.d
+        if d.side is not None and d.side_word:
+            if d.has_levels() and (self._price_ahead_on_line(i) or side != d.side):
+                self._new_draft()
+                d = self.d
+            elif side != d.side:
+                d.flags.add("side_conflict")
+                return
+            else:
+                # the same side again before any SL/TP: another entry of a ladder
+                self._open_label("entry", i, None)
+                return
+        d.side, d.side_tok, d.side_word = side, tok, True
+        if self.label_filled:
+            self.label = None
+
+    def _sep(self, i: int, tok: Tok) -> None:
+        t = tok.text
+        if t in "([{":
+            self.bracket += t == "["
+            return
+        if t in ")]}":
+            self.bracket = max(0, self.bracket - (t == "]"))
+            return
+        if t == "@":
+            if self.label is None or self.label_filled:
+                if not self.d.entry_vals or self.label_filled:
+                    self._open_label("entry", i, None)
+            return
+        if t == "=" and i and self.toks[i - 1].kind == WORD and self.toks[i - 1].text in ("q", "qty", "quantity"):
+            end = tok.end
+            while end < len(self.text) and not self.text[end].isspace():
+                end += 1
+            self.d.quantity = self.text[tok.end : end]
+            return
+        if self.label_filled and t in _LIST_SEPS:
+            self.join = t
+
+    def _number(self, i: int, tok: Tok) -> None:
+        d = self.d
+        cls = tok.ncls
+        if cls in (ORDINAL, INDEX):
+            if cls == ORDINAL and tok.value is not None:
+                self.ordinal = int(tok.value)
+            return
+        if cls == PIPS:
+            self._pips(i, tok)
+            return
+        if cls == LOT and d.lot is None:
+            d.lot = tok.value
+            return
+        if cls == LEVERAGE and d.leverage is None:
+            d.leverage = tok.value
+            return
+        if cls == PERCENT:
+            if self._near_word(i, "risk") and d.risk is None:
+                d.risk = tok.value
+            return
+        if cls != PRICE:
+            return
+        value = tok.value
+        if value is None:
+            if tok.nflag != "corrupted_number":
+                return
+            value = _recover(tok, self.decimals)
+            if value is None:
+                return
+            d.flags.add("corrupted_number")
+        if tok.nflag == "sats":
+            d.price_unit = "satoshi"
+            if self.coin is not None:
+                self.coin = (self.lex.coin(self.coin[1].text, sats=True) or self.coin[0], self.coin[1])
+        elif tok.nflag == "comma_decimal":
+            d.flags.add("comma_decimal")
+        if self._split_decimal(i, tok):
+            return
+        label = self.label
+        line = self.line_of[i]
+        if label == "tp" and not self.label_filled and self.label_index is None and self._is_index(i, tok):
+            self.label_index = int(value)
+            return
+        if label == "sl" and not self.label_filled and self._space_decimal(i, tok, value):
+            return
+        if label is not None and (
+            not self.label_filled
+            or self.join is not None
+            or (label == "tp" and self.bare[line] and line != self.label_line)
+        ):
+            self._bind(label, value, tok, i)
+            return
+        # unlabelled numbers
+        prev = self._prev_sig(i)
+        if (
+            prev is not None
+            and prev.kind == SEP
+            and prev.text in "-/"
+            and self.last is not None
+            and self.last[0] == "entry"
+            and self.last[1] == line - 1
+            and len(d.entry_vals) == 1
+            and self.line_of[self.toks.index(prev)] == line
+        ):
+            self._bind_entry(value, tok, "-")
+            return
+        if (d.side_word or d.own_symbol) and not d.entry_vals and not d.has_levels():
+            self._open_label("entry", i, None)
+            self._bind("entry", value, tok, i)
+
+    def _prev_sig(self, i: int) -> Tok | None:
+        for j in range(i - 1, -1, -1):
+            if j not in self.consumed and self.toks[j].kind != EMO:
+                return self.toks[j]
+        return None
+
+    def _near_word(self, i: int, concept: str) -> bool:
+        lo, hi = max(0, i - 4), min(len(self.toks), i + 5)
+        return any(concept in self.toks[j].concepts for j in range(lo, hi))
+
+    def _is_index(self, i: int, tok: Tok) -> bool:
+        """``TP 1 151.01``, ``T.P 1`` + value on the next line, ``TP 3 - Close All``: a small integer index."""
+        value = tok.value
+        if value is None or tok.decimals or value > 20 or (tok.end < len(self.text) and self.text[tok.end] == "."):
+            return False
+        nxt = None
+        for j in range(i + 1, len(self.toks)):
+            if j not in self.consumed and self.toks[j].kind not in (SEP, NL, EMO):
+                nxt = j
+                break
+        if nxt is None:
+            return False
+        follower = self.toks[nxt]
+        if follower.kind == NUM:
+            return follower.ncls in (PRICE, PIPS)
+        if self.d.symbol:
+            band = self.lex.symbol_info(self.d.symbol).band
+            if band is not None and band[0] <= value <= band[1]:
+                return False
+        return self.line_of[nxt] == self.line_of[i]
+
+    def _space_decimal(self, i: int, tok: Tok, value: Decimal) -> bool:
+        """``Sl 1 7786``: a decimal point typed as a space; accepted only if it fits the other prices."""
+        j = i + 1
+        if j >= len(self.toks) or tok.decimals or len(tok.raw) > 2:
+            return False
+        nxt = self.toks[j]
+        if nxt.kind != NUM or nxt.decimals or nxt.start != tok.end + 1 or len(nxt.raw) < 3 or nxt.ncls != PRICE:
+            return False
+        joined = Decimal(f"{tok.raw}.{nxt.raw}")
+        refs = [v for v, _ in self.d.entry_vals] + [v for v, _ in self.d.tp]
+        if not refs or not all(abs(joined - r) <= r * Decimal("0.2") for r in refs):
+            return False
+        self.d.flags.add("space_as_decimal")
+        self._bind("sl", joined, tok, i)
+        self.consumed.add(j)
+        return True
+
+    def _split_decimal(self, i: int, tok: Tok) -> bool:
+        """``@2312`` / ``.5 - 2308.5``: a decimal split across lines joins the previous line's integer."""
+        start = tok.start
+        if start == 0 or self.text[start - 1] != "." or self.last is None:
+            return False
+        line_start = self.text.rfind("\n", 0, start - 1) + 1
+        if self.text[line_start : start - 1].strip():
+            return False
+        slot, line, prev = self.last
+        if line != self.line_of[i] - 1 or prev.decimals or prev.value is None:
+            return False
+        joined = Decimal(f"{prev.raw}.{tok.raw}")
+        d = self.d
+        values = {"entry": d.entry_vals, "tp": d.tp}.get(slot)
+        if values:
+            values[-1] = (joined, prev)
+        elif slot == "sl" and d.sl is not None:
+            d.sl = (joined, prev)
+        d.flags.add("linebreak_in_number")
+        self.last = (slot, self.line_of[i], prev)
+        self.label, self.label_filled, self.label_line, self.join = slot, True, self.line_of[i], None
+        return True
+
+    def _bind(self, label: str, value: Decimal, tok: Tok, i: int) -> None:
+        d = self.d
+        line = self.line_of[i]
+        join = self.join
+        if label == "entry":
+            self._bind_entry(value, tok, join if self.label_filled else None)
+        elif label == "sl":
+            if d.sl is None:
+                d.sl = (value, tok)
+            else:
+                return
+        elif label == "tp":
+            if self.label_filled and d.tp:
+                first = d.tp[0][0]
+                if (
+                    first
+                    and abs(value - first) > first * Decimal("0.5")
+                    and tok.raw.isdigit()
+                    and len(tok.raw) >= len(d.tp[-1][1].raw.split(".")[0])
+                ):
+                    return
+            d.tp.append((value, tok))
+        self.label_filled = True
+        self.join = None
+        self.last = (label, line, tok)
+
+    def _bind_entry(self, value: Decimal, tok: Tok, join: str | None) -> None:
+        d = self.d
+        if d.entry_vals and join is None and not self.label_filled:
+            # a second entry label: a ladder (1st buy limit @ a, 2nd buy limit @ b)
+            d.entry_join = "ladder"
+        elif d.entry_vals and join is not None:
+            if join in _LADDER_SEPS:
+                d.entry_join = "ladder"
+            elif d.entry_join is None:
+                d.entry_join = "zone"
+            else:
+                d.entry_join = "ladder"
+        elif d.entry_vals:
+            return
+        d.entry_vals.append((value, tok))
+        self.label_filled = True
+        self.join = None
+        self.last = ("entry", self.line_of[self.toks.index(tok)], tok)
+
+    def _pips(self, i: int, tok: Tok) -> None:
+        d = self.d
+        value = tok.value
+        if value is None:
+            return
+        if self.label in ("sl", "tp") and not self.label_filled and self.line_of[i] == self.label_line:
+            if self.label == "sl":
+                d.sl_pips = (value, tok)
+            else:
+                d.tp_pips.append((value, tok))
+            self.label_filled = True
+            return
+        if self.last is not None and self.last[1] == self.line_of[i] and self.last[0] in ("sl", "tp"):
+            slot, _, price_tok = self.last
+            if price_tok.value is not None:
+                d.pip_notes.append((slot, price_tok.value, value))
+
+
+def extract_orders(toks: list[Tok], text: str, lex: Lexicon, consumed: set[int]) -> list[Draft]:
+    """Bind labels to values; one :class:`Draft` per order found (possibly none)."""
+    return _Extractor(toks, text, lex, consumed).run()

@@ -1,0 +1,257 @@
+"""The parser front: tokenize, classify (follow-up vs new order vs noise), extract, check, score.
+
+``SignalParser`` holds a lexicon (built-in packs plus an optional channel template), the confidence
+threshold and parser extensions. Extensions implement :class:`ParserExtension`; ``before`` extensions are
+tried first (the first non-``None`` answer wins), ``after`` extensions only when the core grammar found
+nothing actionable (noise) or needs confirmation, and their answer replaces the core's only if it is more
+confident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from signalos_core._errors import ParseError
+from signalos_core.parsing._followup import FollowUps, scan_followups
+from signalos_core.parsing._grammar import Draft, extract_orders
+from signalos_core.parsing._lexicon import Lexicon, default_lexicon
+from signalos_core.parsing._model import Action, Kind, ParseContext, ParseResult, Span
+from signalos_core.parsing._sanity import confidence, finalise
+from signalos_core.parsing._tokens import WORD, tokenize
+
+__all__ = ["DEFAULT_CONFIRM_BELOW", "MAX_TEXT_CHARS", "ParserExtension", "SignalParser", "parse"]
+
+DEFAULT_CONFIRM_BELOW = 0.7
+MAX_TEXT_CHARS = 20_000
+_PRIORITY = (
+    "close_all",
+    "move_sl",
+    "modify_tp",
+    "modify_entry",
+    "close",
+    "close_partial",
+    "cancel",
+    "tp_hit",
+    "sl_hit",
+    "entry_triggered",
+    "profit_report",
+    "hold",
+    "commentary",
+)
+_KIND_OF: dict[str, Kind] = {
+    "move_sl": "modify",
+    "modify_tp": "modify",
+    "modify_entry": "modify",
+    "close": "close",
+    "close_all": "close",
+    "close_partial": "close",
+    "cancel": "cancel",
+}
+_PASSIVE = frozenset({"hold", "commentary"})
+
+
+@runtime_checkable
+class ParserExtension(Protocol):
+    """A parser plugin: return a result for formats it recognises, ``None`` otherwise. Must not raise."""
+
+    def parse(self, text: str, context: ParseContext | None) -> ParseResult | None:
+        """Parse ``text`` or decline with ``None``."""
+        ...
+
+
+class SignalParser:
+    """A configured parser (lexicon, threshold, advice policy, extensions). Thread-safe: it holds no state."""
+
+    def __init__(
+        self,
+        *,
+        lexicon: Lexicon | None = None,
+        confirm_below: float = DEFAULT_CONFIRM_BELOW,
+        advice: str = "instruction",
+        default_symbol: str | None = None,
+        before: Sequence[ParserExtension] = (),
+        after: Sequence[ParserExtension] = (),
+    ) -> None:
+        if not 0.0 <= confirm_below <= 1.0:
+            raise ParseError(f"confirm_below must be within 0..1, got {confirm_below!r}")
+        if advice not in ("instruction", "info"):
+            raise ParseError(f"advice must be 'instruction' or 'info', got {advice!r}")
+        self.lexicon = lexicon or default_lexicon()
+        self.confirm_below = confirm_below
+        self.advice = advice
+        self.default_symbol = default_symbol
+        self.before = tuple(before)
+        self.after = tuple(after)
+
+    def parse(self, text: str, *, context: ParseContext | None = None) -> ParseResult:
+        """Parse one message; never raises on odd text (only on a non-``str`` argument)."""
+        if not isinstance(text, str):
+            raise ParseError(f"text must be a str, got {type(text).__name__}")
+        text = text[:MAX_TEXT_CHARS]
+        for ext in self.before:
+            found = ext.parse(text, context)
+            if found is not None:
+                return found
+        result = self._core(text, context)
+        if self.after and (result.kind == "noise" or result.needs_confirmation):
+            for ext in self.after:
+                found = ext.parse(text, context)
+                if found is not None and found.confidence > result.confidence:
+                    return found
+        return result
+
+    # ------------------------------------------------------------------ core grammar
+    def _core(self, text: str, context: ParseContext | None) -> ParseResult:
+        lex = self.lexicon
+        toks = tokenize(text, lex)
+        reply = context.reply_to if context else None
+        follow = scan_followups(toks, text, has_reply=reply is not None)
+        drafts = extract_orders(toks, text, lex, set(follow.consumed))
+        price = context.current_price if context else None
+        default_symbol = (context.default_symbol if context else None) or self.default_symbol
+        opened = [d for d in drafts if _open_strength(d) > 0]
+        strong = any(_open_strength(d) >= 2 for d in opened)
+        actions = [a for a in follow.actions if a[0].action not in _PASSIVE] or follow.actions
+        if follow.defer and actions and all(not _has_value(a[0]) for a in actions):
+            actions = []
+        if actions and (follow.update or not strong):
+            return self._followup(text, toks, follow, actions, drafts, context, default_symbol)
+        if opened:
+            return self._open(opened, follow, price, default_symbol)
+        return self._finish(ParseResult(kind="noise", confidence=0.9 if not _has_prices(toks) else 0.75))
+
+    def _open(
+        self, drafts: list[Draft], follow: FollowUps, price: Decimal | None, default_symbol: str | None
+    ) -> ParseResult:
+        lex = self.lexicon
+        results = []
+        for draft in drafts:
+            fields, flags, spans = finalise(draft, lex, price)
+            if follow.actions and follow.verb_cue:
+                flags.add("contains_followup_text")
+            if follow.conditional:
+                flags.add("conditional_sl")
+            if follow.hedge:
+                flags.add("commentary")
+            if follow.advice:
+                flags.add("advice")
+            if fields["symbol"] is None:
+                flags.add("missing_symbol")
+                fields["context_symbol"] = default_symbol
+            if len(drafts) > 1:
+                flags.add("multi_order")
+            results.append(
+                self._finish(
+                    ParseResult(
+                        kind="open",
+                        flags=tuple(sorted(flags)),
+                        spans=tuple(spans),
+                        confidence=confidence(flags),
+                        **fields,
+                    )
+                )
+            )
+        first = results[0]
+        if len(results) > 1:
+            import msgspec
+
+            first = msgspec.structs.replace(first, signals=tuple(results))
+        return first
+
+    def _followup(
+        self,
+        text: str,
+        toks: list[Any],
+        follow: FollowUps,
+        found: list[tuple[Action, int, int]],
+        drafts: list[Draft],
+        context: ParseContext | None,
+        default_symbol: str | None,
+    ) -> ParseResult:
+        ordered = sorted(found, key=lambda a: _PRIORITY.index(a[0].action) if a[0].action in _PRIORITY else 99)
+        primary = ordered[0][0]
+        kind: Kind = _KIND_OF.get(primary.action, "info")
+        flags: set[str] = set()
+        symbol = next((d.symbol for d in drafts if d.symbol), None)
+        if symbol is None:
+            symbol = next((t.sym for t in toks if t.kind == WORD and t.sym), None)
+        side = next((d.side for d in drafts if d.side_word), None)
+        for action, _, _ in found:
+            if action.side_filter:
+                side = action.side_filter
+        base = 0.9
+        reply = context.reply_to if context else None
+        context_symbol = None
+        if symbol is None:
+            if reply is not None:
+                replied = self._core(reply.text, None)
+                context_symbol = replied.symbol or replied.context_symbol
+            context_symbol = context_symbol or default_symbol
+            if context_symbol is None:
+                base -= 0.3
+        if follow.advice:
+            flags.add("advice")
+            if self.advice == "info" and kind != "info":
+                kind = "info"
+        if not follow.verb_cue:
+            base -= 0.1
+        spans = tuple(Span(f"actions[{k}]", s, e, a.action) for k, (a, s, e) in enumerate(found))
+        return self._finish(
+            ParseResult(
+                kind=kind,
+                symbol=symbol,
+                side=side,
+                action=primary,  # type: ignore[arg-type]
+                actions=tuple(a for a, _, _ in found) if len(found) > 1 else (),
+                context_symbol=context_symbol,
+                reply_to=reply,
+                flags=tuple(sorted(flags)),
+                spans=spans,
+                confidence=confidence(flags, base),
+            )
+        )
+
+    def _finish(self, result: ParseResult) -> ParseResult:
+        import msgspec
+
+        needs = result.kind != "noise" and result.kind != "info" and result.confidence < self.confirm_below
+        if needs != result.needs_confirmation:
+            result = msgspec.structs.replace(result, needs_confirmation=needs)
+        return result
+
+
+def _open_strength(d: Draft) -> int:
+    """0: not an order; 1: side word + symbol only (incomplete); 2: an order with prices or an explicit type."""
+    if d.side_word:
+        if d.entry_vals or (d.sl and d.tp) or d.has_levels() or (d.symbol and d.otype_explicit):
+            return 2
+        return 1 if d.symbol else 0
+    if d.entry_vals and d.sl and d.tp and d.symbol:
+        return 2
+    return 0
+
+
+def _has_value(action: Action) -> bool:
+    if action.action == "close":
+        return action.target not in (None, "reply")
+    return any(v is not None for v in (action.to, action.tp_index, action.pips, action.amount)) or action.action in (
+        "close_all",
+        "close_partial",
+        "cancel",
+    )
+
+
+def _has_prices(toks: list[Any]) -> bool:
+    return any(t.kind == 2 and t.ncls == 0 for t in toks)
+
+
+_DEFAULT: list[SignalParser] = []
+
+
+def parse(text: str, *, context: ParseContext | None = None) -> ParseResult:
+    """Parse one message with the built-in lexicon and default settings (see :class:`SignalParser`)."""
+    if not _DEFAULT:
+        _DEFAULT.append(SignalParser())
+    return _DEFAULT[0].parse(text, context=context)

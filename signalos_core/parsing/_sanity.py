@@ -1,0 +1,283 @@
+"""Numeric sanity layer: turns a bound :class:`Draft` into result fields, flags and a confidence.
+
+Checks (each adds a flag and lowers the confidence; values are NEVER changed to "fix" them): TP on the
+wrong side of the entry (or of the SL when there is no entry), SL on the wrong side, TPs out of order or
+with an implausible gap, prices outside the symbol's band (and a decimal-shift hint), pip annotations
+that disagree with the prices. Shorthand prices (last digits only) are expanded only against a reference
+price from the context; a zone or TP list written as ``105.70-85`` expands from its own first price.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from signalos_core.parsing._grammar import Draft
+from signalos_core.parsing._lexicon import Lexicon
+from signalos_core.parsing._model import Span
+from signalos_core.parsing._tokens import Tok
+
+__all__ = ["PENALTIES", "finalise"]
+
+# Confidence penalty per flag (1.0 - sum, floored at 0.05). Hazards that make a trade unsafe weigh most.
+PENALTIES: dict[str, float] = {
+    "tp_wrong_side": 0.45,
+    "sl_wrong_side": 0.45,
+    "price_implausible": 0.45,
+    "tp_implausible": 0.35,
+    "shorthand_prices": 0.4,
+    "missing_symbol": 0.4,
+    "incomplete": 0.25,
+    "pending_without_price": 0.25,
+    "corrupted_number": 0.2,
+    "tp_unordered": 0.25,
+    "price_scale": 0.1,
+    "symbol_typo": 0.15,
+    "side_inferred": 0.15,
+    "missing_sl": 0.1,
+    "space_as_decimal": 0.15,
+    "linebreak_in_number": 0.05,
+    "advice": 0.35,
+    "commentary": 0.25,
+    "conditional_sl": 0.1,
+    "side_conflict": 0.3,
+    "multi_order": 0.05,
+    "pips_annotation_mismatch": 0.15,
+    "contains_followup_text": 0.2,
+    "sl_at_entry": 0.1,
+    "duplicate_tp": 0.1,
+    "missing_side": 0.5,
+}
+_TWO = Decimal(2)
+
+
+def _expand_shorthand(full: Decimal, short_tok: Tok) -> Decimal | None:
+    """``105.70-85`` -> 105.85: replace the last digits of ``full`` by the shorter number's digits."""
+    short = short_tok.raw
+    if not short.isdigit():
+        return None
+    digits = format(full, "f")
+    plain = digits.replace(".", "")
+    if len(short) >= len(plain.split(".")[0]) and "." not in digits:
+        return None
+    if len(short) >= len(plain):
+        return None
+    merged = plain[: len(plain) - len(short)] + short
+    point = digits.find(".")
+    if point >= 0:
+        merged = merged[:point] + "." + merged[point:]
+    return Decimal(merged)
+
+
+def _is_short(tok: Tok, ref: Tok) -> bool:
+    return tok.raw.isdigit() and len(tok.raw) < len(ref.raw.split(".")[0].split(",")[0]) and len(ref.raw) >= 3
+
+
+def _near_reference(short: Decimal, price: Decimal) -> Decimal:
+    """Expand last-two-digit shorthand (``56``) against a reference price (2351 -> 2356)."""
+    base = (price // 100) * 100
+    candidates = (base - 100 + short, base + short, base + 100 + short)
+    return min(candidates, key=lambda c: abs(c - price))
+
+
+class _Final:
+    def __init__(self, draft: Draft, lex: Lexicon, current_price: Decimal | None) -> None:
+        self.d = draft
+        self.lex = lex
+        self.price = current_price
+        self.flags = set(draft.flags)
+        self.spans: list[Span] = []
+        self.fields: dict[str, Any] = {}
+
+    def span(self, field: str, tok: Tok | None, rule: str) -> None:
+        if tok is not None:
+            self.spans.append(Span(field, tok.start, tok.end, rule))
+
+    def run(self) -> tuple[dict[str, Any], set[str], list[Span]]:
+        d = self.d
+        f = self.fields
+        f["symbol"] = d.symbol
+        self.span("symbol", d.symbol_tok, "symbol alias" if d.symbol_tok is not None else "")
+        info = self.lex.symbol_info(d.symbol) if d.symbol else None
+        band = info.band if info else None
+        entry_vals = list(d.entry_vals)
+        tps = list(d.tp)
+        # shorthand within a zone / TP list, expanded from the first full price
+        if len(entry_vals) == 2 and _is_short(entry_vals[1][1], entry_vals[0][1]):
+            expanded = _expand_shorthand(entry_vals[0][0], entry_vals[1][1])
+            if expanded is not None:
+                entry_vals[1] = (expanded, entry_vals[1][1])
+                self.flags.add("shorthand_prices")
+        for k in range(1, len(tps)):
+            if _is_short(tps[k][1], tps[k - 1][1]):
+                expanded = _expand_shorthand(tps[k - 1][0], tps[k][1])
+                if expanded is not None:
+                    tps[k] = (expanded, tps[k][1])
+                    self.flags.add("shorthand_prices")
+        sl = d.sl
+        # whole message in last-digit shorthand (Persian channels: "56 و 60", "استاپ 63")
+        values = [v for v, _ in entry_vals] + [v for v, _ in tps] + ([sl[0]] if sl else [])
+        if band is not None and values and band[0] >= 100 and all(v < 100 and v == v.to_integral() for v in values):
+            self.flags.add("shorthand_prices")
+            if self.price is None:
+                f["entry_shorthand"] = tuple(sorted(v for v, _ in entry_vals))
+                f["sl_shorthand"] = sl[0] if sl else None
+                f["tp_shorthand"] = tuple(v for v, _ in tps)
+                entry_vals, tps, sl = [], [], None
+                f["order_type"] = None
+            else:
+                ref = self.price
+                entry_vals = [(_near_reference(v, ref), t) for v, t in entry_vals]
+                tps = [(_near_reference(v, ref), t) for v, t in tps]
+                sl = (_near_reference(sl[0], ref), sl[1]) if sl else None
+        self._entry(entry_vals)
+        f["sl"] = sl[0] if sl else None
+        self.span("sl", sl[1] if sl else None, "label SL")
+        f["tp"] = tuple(v for v, _ in tps)
+        for k, (_, tok) in enumerate(tps):
+            self.span(f"tp[{k}]", tok, "label TP")
+        f["tp_open"] = d.tp_open
+        f["sl_pips"] = d.sl_pips[0] if d.sl_pips else None
+        f["tp_pips"] = tuple(v for v, _ in d.tp_pips)
+        self._side()
+        self._order_type()
+        self._convert_pips(info.pip if info else None)
+        self._checks(band, info.pip if info else None)
+        if f["sl"] is None and f.get("sl_shorthand") is None and f["sl_pips"] is None:
+            if not f["tp"] and not f["tp_pips"] and not f.get("tp_shorthand") and not d.tp_open:
+                self.flags.add("incomplete")
+            else:
+                self.flags.add("missing_sl")
+        if d.order_type in ("limit", "stop") and d.otype_explicit and f["entry"] is None and "entry_shorthand" not in f:
+            self.flags.add("pending_without_price")
+        for key in ("price_unit", "lot", "leverage", "quantity"):
+            f[key] = getattr(d, key)
+        f["risk_percent"] = d.risk
+        return f, self.flags, self.spans
+
+    def _entry(self, vals: list[tuple[Decimal, Tok]]) -> None:
+        f = self.fields
+        f["entries"] = ()
+        if not vals:
+            f["entry"] = None
+            return
+        for k, (_, tok) in enumerate(vals):
+            self.span("entry" if len(vals) == 1 else f"entry[{k}]", tok, "entry label or first price")
+        numbers = [v for v, _ in vals]
+        if len(numbers) == 1:
+            f["entry"] = numbers[0]
+            return
+        f["entry"] = (min(numbers), max(numbers))
+        if self.d.entry_join == "ladder" or len(numbers) > 2:
+            f["entries"] = tuple(numbers)
+            self.flags.add("multi_entry")
+
+    def _side(self) -> None:
+        d, f = self.d, self.fields
+        f["side"], f["side_inferred"] = d.side, False
+        self.span("side", d.side_tok, "side word")
+        if d.side is not None:
+            return
+        entry = f["entry"]
+        ref = (entry[0] + entry[1]) / _TWO if isinstance(entry, tuple) else entry
+        sl, tps = f["sl"], f["tp"]
+        side = None
+        if ref is not None and sl is not None and tps:
+            if sl < ref < tps[0]:
+                side = "buy"
+            elif sl > ref > tps[0]:
+                side = "sell"
+        elif sl is not None and tps:
+            side = "buy" if sl < tps[0] else "sell" if sl > tps[0] else None
+        if side is None:
+            self.flags.add("missing_side")
+            return
+        f["side"], f["side_inferred"] = side, True
+        self.flags.add("side_inferred")
+
+    def _order_type(self) -> None:
+        d, f = self.d, self.fields
+        if "order_type" in f:  # shorthand-only: unknowable
+            f["order_type_explicit"] = False
+            return
+        f["order_type"], f["order_type_explicit"] = d.order_type or "market", d.otype_explicit
+        self.span("order_type", d.otype_tok, "order-type word")
+        entry, price, side = f["entry"], self.price, f["side"]
+        if d.otype_explicit or entry is None or price is None or side is None:
+            return
+        low, high = entry if isinstance(entry, tuple) else (entry, entry)
+        if low <= price <= high:
+            f["order_type"] = "market"
+        elif (side == "buy") == (high < price):
+            f["order_type"] = "limit"
+        else:
+            f["order_type"] = "stop"
+
+    def _convert_pips(self, pip: Decimal | None) -> None:
+        """Pip distances become prices only with a reference (context price, else the written entry)."""
+        f = self.fields
+        if pip is None or self.price is None or f["side"] is None:
+            return
+        entry = f["entry"]
+        ref = self.price if entry is None else (entry[0] + entry[1]) / _TWO if isinstance(entry, tuple) else entry
+        sign = Decimal(1) if f["side"] == "buy" else Decimal(-1)
+        if f["sl"] is None and f["sl_pips"] is not None:
+            f["sl"] = ref - sign * f["sl_pips"] * pip
+            self.flags.add("converted_from_pips")
+        if not f["tp"] and f["tp_pips"]:
+            f["tp"] = tuple(ref + sign * p * pip for p in f["tp_pips"])
+            self.flags.add("converted_from_pips")
+
+    def _checks(self, band: tuple[Decimal, Decimal] | None, pip: Decimal | None) -> None:
+        f, flags = self.fields, self.flags
+        side, entry, sl, tps = f["side"], f["entry"], f["sl"], list(f["tp"])
+        low, high = (entry if isinstance(entry, tuple) else (entry, entry)) if entry is not None else (None, None)
+        buy = side == "buy"
+        if side is not None:
+            ref_tp = low if buy else high
+            if ref_tp is not None:
+                if any((t <= ref_tp) if buy else (t >= ref_tp) for t in tps):
+                    flags.add("tp_wrong_side")
+            elif sl is not None and any((t <= sl) if buy else (t >= sl) for t in tps):
+                flags.add("tp_wrong_side")
+            if sl is not None and low is not None and high is not None:
+                if (sl >= low) if buy else (sl <= high):
+                    flags.add("sl_at_entry" if sl in (low, high) else "sl_wrong_side")
+            steps = [b - a for a, b in zip(tps, tps[1:], strict=False)]
+            if any((s < 0) if buy else (s > 0) for s in steps):
+                flags.add("tp_unordered")
+            if any(s == 0 for s in steps):
+                flags.add("duplicate_tp")
+            scale = abs(tps[0] - (sl if entry is None and sl is not None else ref_tp or tps[0])) if tps else 0
+            if sl is not None and ref_tp is not None:
+                scale = max(scale, abs(ref_tp - sl))
+            if scale and any(abs(s) > 6 * scale for s in steps):
+                flags.add("tp_implausible")
+        prices = [p for p in ((low, high, sl) if low is not None else (sl,)) if p is not None] + tps
+        if band is not None:
+            for p in prices:
+                if not band[0] <= p <= band[1]:
+                    flags.add("price_implausible")
+                    if any(band[0] <= p * Decimal(10) ** k <= band[1] for k in (-3, -2, -1, 1, 2, 3)):
+                        flags.add("price_scale")
+        if len(prices) >= 3:
+            ordered = sorted(prices)
+            median = ordered[len(ordered) // 2]
+            if median and any(abs(p - median) > median * Decimal("0.3") for p in prices):
+                flags.add("price_implausible")
+        if pip and low is not None and high is not None:
+            for slot, price, pips in self.d.pip_notes:
+                actual = {abs(price - low) / pip, abs(price - high) / pip}
+                if all(abs(a - pips) > max(Decimal(2), pips / 10) for a in actual):
+                    flags.add("pips_annotation_mismatch")
+
+
+def finalise(draft: Draft, lex: Lexicon, current_price: Decimal | None) -> tuple[dict[str, Any], set[str], list[Span]]:
+    """Fields, flags and spans of one order (see module docstring)."""
+    return _Final(draft, lex, current_price).run()
+
+
+def confidence(flags: set[str], base: float = 1.0) -> float:
+    """``base`` minus the penalty of each flag, floored at 0.05 and rounded to 3 places."""
+    score = base - sum(PENALTIES.get(flag, 0.0) for flag in flags)
+    return round(max(0.05, min(1.0, score)), 3)

@@ -1,0 +1,417 @@
+"""Text normaliser, tokenizer and number classifier: the first stage of the parser.
+
+The normaliser maps characters one-to-one (Persian/Arabic-Indic and full-width digits, NBSP, dashes, the
+Arabic comma and decimal sign, mathematical bold letters...) so every token's offsets are offsets into the
+ORIGINAL text. The tokenizer is one compiled regex pass; words are then merged into multi-word phrases from
+the lexicon and each number is classified (price candidate, index, lot, pips, %, time, date, id...) from its
+notation and neighbours, before any field is assigned.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal, InvalidOperation
+
+from signalos_core.parsing._lexicon import Lexicon, normalise_key
+
+__all__ = ["Tok", "tokenize"]
+
+# Token kinds.
+NL, WORD, NUM, SEP, EMO = 0, 1, 2, 3, 4
+# Number classes; only PRICE numbers can become entry/SL/TP values.
+PRICE, INDEX, LOT, LEVERAGE, PERCENT, PIPS, TIME, DATE, ID, MONEY, RATIO, TIMEFRAME, ANNOT, ORDINAL = range(14)
+
+
+def _build_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for base in (0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0xFF10):
+        for i in range(10):
+            table[base + i] = str(i)
+    # Full-width ASCII, mathematical alphanumerics, circled/superscript digits: keep only 1:1 NFKC mappings
+    # so offsets stay valid.
+    for lo, hi in ((0xFF01, 0xFF5E), (0x1D400, 0x1D7FF), (0x2070, 0x209F), (0x00B2, 0x00B9)):
+        for cp in range(lo, hi + 1):
+            folded = unicodedata.normalize("NFKC", chr(cp))
+            if len(folded) == 1 and folded.isascii():
+                table[cp] = folded
+    for cp in (0x00A0, 0x1680, 0x202F, 0x205F, 0x3000, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x180E, 0x2028, 0x2029):
+        table[cp] = " "
+    for cp in range(0x2000, 0x200B):
+        table[cp] = " "
+    for cp in (0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, 0x2212, 0xFE58, 0xFE63, 0x2043):
+        table[cp] = "-"
+    table.update(
+        {
+            0x060C: ",",
+            0x066B: ".",
+            0x066C: ",",
+            0x066A: "%",
+            0x061B: ";",
+            0x061F: "?",
+            0x2019: "'",
+            0x2018: "'",
+            0x02BC: "'",
+            0x2044: "/",
+            0x2215: "/",
+            0x00B7: ".",
+            0x0D: "\n",
+            0x0B: "\n",
+            0x0C: "\n",
+            0x85: "\n",
+            0x09: " ",
+        }
+    )
+    return table
+
+
+_TABLE = _build_table()
+_MASTER = re.compile(
+    r"(?P<nl>\n)"
+    r"|(?P<url>(?:https?://|www\.)\S+)"
+    r"|(?P<sc>:[a-z][a-z0-9_+\-]{1,40}:)"
+    r"|(?P<word>[^\W_]*[^\W\d_][^\W_]*(?:[./'][^\W\d_][^\W_]*)*)"
+    r"|(?P<num>\d+(?:[.,]\d+)*)"
+    r"|(?P<sep>[@:/\-&,=#_(){}\[\]+%$€£!?;|.*<>~《》])"
+    r"|(?P<emo>[^\s\w@:/\-&,=#_(){}\[\]+%$€£!?;|.*<>~《》]+)"
+)
+_LEAD_DIGITS = re.compile(r"(\d+)([^\W\d_]+)$")
+_TRAIL_DIGITS = re.compile(r"([^\W\d_]+)(\d+)$")
+_DATE = re.compile(r"(?:\d{4}[.,]\d{1,2}[.,]\d{1,2}|\d{1,2}[.,]\d{1,2}[.,]\d{4})$")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_EURO_THOUSANDS = re.compile(r"\d{1,3}(?:\.\d{3})+,\d+$")
+_ORDINALS = frozenset({"st", "nd", "rd", "th", "er", "º", "ª", "о", "ой", "й"})
+_TIMEFRAMES = frozenset({"m", "h", "d", "w", "min", "mn", "hr", "hrs", "mins", "hour", "hours", "minutes"})
+_LABELS = frozenset({"tp", "tp_glued", "sl", "entry"})
+_SHORTCODE_CONCEPTS = {
+    ":x:": "sl",
+    ":no_entry:": "sl",
+    ":octagonal_sign:": "sl",
+    ":red_circle:": "sl",
+    ":dart:": "tp",
+    ":large_blue_circle:": "tp",
+    ":blue_circle:": "tp",
+    ":small_blue_diamond:": "tp",
+}
+# Emoji used as field labels when directly followed by a number (🔴 1.05 = SL, 🔵/🔹/🎯 = TP).
+_EMOJI_LABELS = {
+    "🔴": "sl",
+    "❌": "sl",
+    "🛑": "sl",
+    "✖": "sl",
+    "✗": "sl",
+    "✘": "sl",
+    "⛔": "sl",
+    "🔻": "sl",
+    "🔵": "tp",
+    "🔹": "tp",
+    "🎯": "tp",
+    "💎": "tp",
+}
+_KEYCAP = "\u20e3"
+
+
+class Tok:
+    """One token; ``start``/``end`` are offsets into the original text."""
+
+    __slots__ = (
+        "concepts",
+        "decimals",
+        "end",
+        "index",
+        "kind",
+        "ncls",
+        "nflag",
+        "raw",
+        "start",
+        "sym",
+        "text",
+        "typo",
+        "value",
+    )
+
+    def __init__(self, kind: int, start: int, end: int, text: str) -> None:
+        self.kind = kind
+        self.start = start
+        self.end = end
+        self.text = text
+        self.concepts: frozenset[str] = frozenset()
+        self.sym: str | None = None
+        self.typo = False
+        self.index: int | None = None
+        self.value: Decimal | None = None
+        self.ncls = PRICE
+        self.nflag: str | None = None
+        self.raw = ""
+        self.decimals = 0
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"Tok({self.kind},{self.text!r},{sorted(self.concepts)},{self.value},{self.ncls})"
+
+
+def normalise(text: str) -> str:
+    """Map look-alike characters to ASCII one-to-one (same length as ``text``)."""
+    return text if text.isascii() else text.translate(_TABLE)
+
+
+def parse_number(raw: str) -> tuple[Decimal | None, int, str | None]:
+    """Value, decimal places and notation flag of a digit run (``108,70`` -> 108.70 with ``comma_decimal``)."""
+    dots, commas = raw.count("."), raw.count(",")
+    flag: str | None = None
+    text = raw
+    if dots + commas == 0:
+        pass
+    elif commas == 0 and dots == 1:
+        pass
+    elif dots == 0 and commas == 1:
+        head, tail = raw.split(",")
+        if len(tail) == 3 and head != "0":
+            text = head + tail  # 12,500: thousands separator
+        else:
+            text, flag = head + "." + tail, "comma_decimal"
+    elif _THOUSANDS.match(raw):
+        text = raw.replace(",", "")
+    elif _EURO_THOUSANDS.match(raw):
+        text, flag = raw.replace(".", "").replace(",", "."), "comma_decimal"
+    else:
+        return (None, 0, "corrupted_number")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the regex only lets digits and separators through
+        return (None, 0, "corrupted_number")
+    _, _, frac = text.partition(".")
+    return (value, len(frac), flag)
+
+
+def _word_token(lex: Lexicon, start: int, end: int, text: str, out: list[Tok]) -> None:
+    if text[0].isdigit():
+        m = _LEAD_DIGITS.match(text)
+        if m:
+            digits, unit = m.group(1), m.group(2)
+            num = Tok(NUM, start, start + len(digits), digits)
+            num.value, num.raw = Decimal(digits), digits
+            concepts = lex.words.get(unit, frozenset())
+            if unit in _ORDINALS:
+                num.ncls = ORDINAL
+            elif unit in _TIMEFRAMES:
+                num.ncls = TIMEFRAME
+            elif "pips" in concepts:
+                num.ncls = PIPS
+            elif unit == "x":
+                num.ncls = LEVERAGE
+            elif "lot" in concepts:
+                num.ncls = LOT
+            elif "sats" in concepts:
+                num.nflag = "sats"
+            else:
+                out.append(num)
+                _word_token(lex, start + len(digits), end, unit, out)
+                return
+            out.append(num)
+            return
+    tok = Tok(WORD, start, end, text)
+    key = normalise_key(text)
+    concepts = lex.words.get(key)
+    if concepts is not None:
+        tok.concepts = concepts
+    sym, typo = lex.resolve_symbol(key)
+    if sym is None and concepts is None and not text.isalpha():
+        m = _TRAIL_DIGITS.match(key)
+        if m:
+            head = lex.words.get(m.group(1), frozenset())
+            if head & _LABELS:
+                tok.concepts, tok.index = head, int(m.group(2)) if len(m.group(2)) <= 3 else None
+            elif m.group(1) == "x":
+                tok.kind, tok.ncls = NUM, LEVERAGE
+    tok.sym, tok.typo = sym, typo
+    tok.text = key
+    out.append(tok)
+
+
+def tokenize(text: str, lex: Lexicon) -> list[Tok]:
+    """Tokens of ``text`` with concepts, symbols and classified numbers."""
+    norm = normalise(text)
+    low = norm.lower()
+    if len(low) != len(norm):  # a few characters (e.g. 'İ') lower-case to two; keep offsets exact
+        low = "".join(c if len(c.lower()) != 1 else c.lower() for c in norm)
+    toks: list[Tok] = []
+    append = toks.append
+    for m in _MASTER.finditer(low):
+        kind = m.lastgroup
+        start, end = m.span()
+        if kind == "word":
+            _word_token(lex, start, end, m.group(), toks)
+        elif kind == "num":
+            raw = m.group()
+            tok = Tok(NUM, start, end, raw)
+            tok.raw = raw
+            tok.value, tok.decimals, tok.nflag = parse_number(raw)
+            if _DATE.match(raw):
+                tok.ncls, tok.nflag = DATE, None
+            append(tok)
+        elif kind == "sep":
+            append(Tok(SEP, start, end, m.group()))
+        elif kind == "nl":
+            append(Tok(NL, start, end, "\n"))
+        elif kind == "emo":
+            tok = Tok(EMO, start, end, m.group())
+            label = _EMOJI_LABELS.get(tok.text[0])
+            if label:
+                tok.concepts = frozenset({label, "emoji_label"})
+            append(tok)
+        elif kind == "sc":
+            tok = Tok(EMO, start, end, m.group())
+            label = _SHORTCODE_CONCEPTS.get(tok.text)
+            if label:
+                tok.concepts = frozenset({label, "emoji_label"})
+            append(tok)
+        # urls are dropped: their words ("EURUSD-Short-...") are not part of the message's fields
+    toks = _merge_phrases(toks, lex)
+    toks = _merge_pairs(toks, lex)
+    _classify_numbers(toks, low)
+    return toks
+
+
+def _merge_pairs(toks: list[Tok], lex: Lexicon) -> list[Tok]:
+    """``EUR/ NZD``, ``BTC / USDT``: a pair written as two words around a slash."""
+    out: list[Tok] = []
+    i, n = 0, len(toks)
+    while i < n:
+        tok = toks[i]
+        if (
+            tok.kind == WORD
+            and i + 2 < n
+            and toks[i + 1].kind == SEP
+            and toks[i + 1].text == "/"
+            and toks[i + 2].kind == WORD
+        ):
+            sym = lex.pair(tok.text, toks[i + 2].text)
+            if sym is not None:
+                merged = Tok(WORD, tok.start, toks[i + 2].end, tok.text + "/" + toks[i + 2].text)
+                merged.sym = sym
+                out.append(merged)
+                i += 3
+                continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _merge_phrases(toks: list[Tok], lex: Lexicon) -> list[Tok]:
+    phrases = lex.phrases
+    out: list[Tok] = []
+    i, n = 0, len(toks)
+    while i < n:
+        tok = toks[i]
+        cands = phrases.get(tok.text) if tok.kind == WORD else None
+        if cands:
+            for parts, concepts in cands:
+                j, k = i + 1, 1
+                while k < len(parts) and j < n:
+                    nxt = toks[j]
+                    if nxt.kind == SEP and nxt.text == "-":
+                        j += 1
+                        continue
+                    if nxt.kind != WORD or nxt.text != parts[k]:
+                        break
+                    j += 1
+                    k += 1
+                if k == len(parts):
+                    merged = Tok(WORD, tok.start, toks[j - 1].end, " ".join(parts))
+                    syms = [c[4:] for c in concepts if c.startswith("sym:")]
+                    merged.concepts = frozenset(c for c in concepts if not c.startswith("sym:"))
+                    merged.sym = syms[0] if syms else None
+                    merged.index = toks[j - 1].index
+                    out.append(merged)
+                    i = j
+                    break
+            else:
+                out.append(tok)
+                i += 1
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _classify_numbers(toks: list[Tok], low: str) -> None:
+    n = len(toks)
+    for i, tok in enumerate(toks):
+        if tok.kind != NUM or tok.ncls != PRICE:
+            continue
+        prev = toks[i - 1] if i else None
+        nxt = toks[i + 1] if i + 1 < n else None
+        before = low[tok.start - 1] if tok.start else ""
+        after = low[tok.end] if tok.end < len(low) else ""
+        if before == "+" or (before == "-" and nxt is not None and nxt.kind == WORD and "pips" in nxt.concepts):
+            tok.ncls = ANNOT
+        if nxt is not None:
+            if nxt.kind == SEP and nxt.text == "%" and nxt.start - tok.end <= 1:
+                tok.ncls = PERCENT
+                continue
+            if nxt.kind == EMO and nxt.start == tok.end and nxt.text.lstrip("\ufe0f").startswith(_KEYCAP):
+                tok.ncls = INDEX
+                continue
+            if nxt.kind == WORD:
+                c = nxt.concepts
+                if "pips" in c:
+                    tok.ncls = PIPS
+                    continue
+                if "sats" in c:
+                    tok.nflag = "sats"
+                elif "money" in c:
+                    tok.ncls = MONEY
+                    continue
+                elif "lot" in c and nxt.text in ("lot", "lots", "lote", "lotes", "лот"):
+                    tok.ncls = LOT
+                    continue
+                elif nxt.text in _TIMEFRAMES and nxt.start == tok.end:
+                    tok.ncls = TIMEFRAME
+                    continue
+            if nxt.kind == SEP and nxt.text in "$€£" and nxt.start == tok.end:
+                tok.ncls = MONEY
+                continue
+            if (
+                nxt.kind == SEP
+                and nxt.text == ":"
+                and nxt.end < len(low)
+                and low[nxt.end : nxt.end + 2].isdigit()
+                and nxt.start == tok.end
+                and len(tok.raw) <= 2
+                and (i + 2 < n and len(toks[i + 2].raw) == 2)
+            ):
+                tok.ncls = TIME
+                toks[i + 2].ncls = TIME
+                continue
+        if tok.ncls == ANNOT:
+            continue
+        if before in "$€£" and before:
+            tok.ncls = MONEY
+            continue
+        if prev is not None:
+            c = prev.concepts
+            if prev.kind == WORD:
+                if "lot" in c:
+                    tok.ncls = LOT
+                elif "leverage" in c:
+                    tok.ncls = LEVERAGE
+                elif "id" in c and not (c & _LABELS):
+                    tok.ncls = ID
+                elif "ratio" in c:
+                    tok.ncls = RATIO
+                elif "risk" in c and not (c & _LABELS):
+                    tok.ncls = PERCENT if after == "%" else LOT
+            elif (
+                prev.kind == SEP
+                and prev.text == "#"
+                and prev.end == tok.start
+                and not (i >= 2 and toks[i - 2].concepts & _LABELS)
+            ):
+                tok.ncls = ID
+            elif prev.kind == SEP and prev.text == ":" and i >= 2 and toks[i - 2].ncls == TIME:
+                tok.ncls = TIME
+        if tok.ncls == PRICE and nxt is not None and nxt.kind == SEP and nxt.text in ").":
+            # "1)" or "1." opening a line is a list index, not a price
+            line_start = prev is None or prev.kind == NL
+            if line_start and tok.value is not None and tok.decimals == 0 and tok.value < 100 and nxt.start == tok.end:
+                tok.ncls = INDEX
