@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -242,13 +243,19 @@ def convert_reply(value: Any, contract: type[msgspec.Struct]) -> Any:
     return msgspec.convert(value, contract, strict=False)
 
 
+@functools.cache
+def _decimal_fields(contract: type[msgspec.Struct]) -> tuple[str, ...]:
+    """Wire names of the Decimal fields of a flat contract (cached: msgspec.structs.fields is slow)."""
+    return tuple(field.encode_name for field in msgspec.structs.fields(contract) if "Decimal" in repr(field.type))
+
+
 def _refuse_floats_for_decimals(value: Any, contract: type[msgspec.Struct]) -> None:
     # msgspec would silently turn 0.1 into Decimal('0.1000000000000000055511151231257827'); a price must come
-    # from text or an integer. Only the top-level and list fields of the flat contracts above hold Decimals.
+    # from text or an integer. Only the top-level and list fields of the reply contracts hold Decimals.
     if not isinstance(value, dict):
         return
-    for field in msgspec.structs.fields(contract):
-        raw = value.get(field.encode_name)
+    for name in _decimal_fields(contract):
+        raw = value.get(name)
         items = raw if isinstance(raw, list) else [raw]
-        if "Decimal" in repr(field.type) and any(isinstance(item, float) for item in items):
-            raise msgspec.ValidationError(f"Expected a decimal string or integer, got a float - at `$.{field.name}`")
+        if any(isinstance(item, float) for item in items):
+            raise msgspec.ValidationError(f"Expected a decimal string or integer, got a float - at `$.{name}`")

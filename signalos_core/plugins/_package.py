@@ -135,7 +135,8 @@ def _read_archive(data: bytes, limits: PackageLimits) -> dict[str, bytes]:
             if info.is_dir():
                 continue
             _check_name(info.filename)
-            if info.create_system == 3 and mode and not stat.S_ISREG(mode):
+            # Only unix entries carry a file type; permission bits alone (Python's writestr) mean a plain file.
+            if info.create_system == 3 and stat.S_IFMT(mode) not in (0, stat.S_IFREG):
                 kind = "symlink" if stat.S_ISLNK(mode) else "special file"
                 raise _fail(f"{kind} in archive: {info.filename!r}", "unsafe_path")
             if info.flag_bits & 0x1:
