@@ -101,5 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "Errors are RFC 9457 problem+json; see GET /problems/{code}.",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
+        # Logging is configured by service.logging (JSON); Litestar's default text config would override it.
+        logging_config=None,
         debug=False,
     )

@@ -74,6 +74,8 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
     # uvicorn's access log would print query strings; our middleware logs requests without them.
     logging.getLogger("uvicorn.access").disabled = True
+    # alembic announces its dialect on every readiness probe; only its warnings are worth a line.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 class RequestContextMiddleware:
