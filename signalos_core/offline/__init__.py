@@ -60,6 +60,7 @@ from signalos_core.offline._server import (
     SyncServer,
     action_digest,
 )
+from signalos_core.offline._server_sqlite import SQLiteServerStore
 from signalos_core.offline._sync import Backoff, LocalView, PendingItem, SyncEngine, SyncSummary, SyncTransport, rebase
 
 __all__ = [
@@ -104,6 +105,7 @@ __all__ = [
     "PushedAction",
     "ReceiveResult",
     "ReportEntry",
+    "SQLiteServerStore",
     "ServerPolicy",
     "ServerState",
     "ServerStore",

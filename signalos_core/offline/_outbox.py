@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS action (
     last_error TEXT,
     outcome TEXT,
     outcome_body BLOB,
-    signal_id TEXT
+    signal_id TEXT,
+    lifetime REAL NOT NULL,
+    has_deps INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS action_open ON action (seq) WHERE state != 'terminal';
 CREATE INDEX IF NOT EXISTS action_signal ON action (signal_id) WHERE signal_id IS NOT NULL;
@@ -65,6 +67,12 @@ CREATE TABLE IF NOT EXISTS report (
     acknowledged INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 """
+
+
+_INSERT: Final = (
+    "INSERT INTO action (seq, action_id, kind, body, advisory, created_mono, boot_id, state, signal_id, lifetime,"
+    " has_deps) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
+)
 
 
 class OutboxRecord(msgspec.Struct, frozen=True):
@@ -121,8 +129,10 @@ class Outbox:
         busy_timeout: float = 5.0,
         relaxed_kinds: Iterable[str] = ("ack",),
         clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
+        self._monotonic = monotonic
         self._relaxed = frozenset(relaxed_kinds)
         if self._relaxed & ORDER_KINDS:
             raise ValueError(
@@ -255,21 +265,39 @@ class Outbox:
                 raise ValueError("the action must use the kind, seq and device id the outbox assigned")
             advisory = None if advise is None else advise(action)
             db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(seq + 1),))
-            db.execute(
-                "INSERT INTO action (seq, action_id, kind, body, advisory, created_mono, boot_id, state, signal_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (
-                    seq,
-                    str(action.action_id),
-                    action.kind,
-                    msgspec.json.encode(action),
-                    None if advisory is None else msgspec.json.encode(advisory),
-                    time.monotonic(),
-                    _BOOT_ID,
-                    getattr(action.payload, "signal_id", None) if kind == "open" else None,
-                ),
-            )
+            db.execute(_INSERT, self._row(action, advisory))
         return action
+
+    def enqueue_many(self, kind: str, builds: Iterable[Callable[[int], Action]]) -> list[Action]:
+        """Record several actions of one kind atomically (all or none), with consecutive seqs, in one commit."""
+        actions: list[Action] = []
+        with self._transaction("recording actions", durable=kind not in self._relaxed) as db:
+            seq = int(self._meta("next_seq") or "1")
+            rows = []
+            for build in builds:
+                action = build(seq)
+                if action.seq != seq or action.device_id != self.device_id or action.kind != kind:
+                    raise ValueError("the action must use the kind, seq and device id the outbox assigned")
+                rows.append(self._row(action, None))
+                actions.append(action)
+                seq += 1
+            db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(seq),))
+            db.executemany(_INSERT, rows)
+        return actions
+
+    def _row(self, action: Action, advisory: AdvisoryDecision | None) -> tuple[object, ...]:
+        return (
+            action.seq,
+            str(action.action_id),
+            action.kind,
+            msgspec.json.encode(action),
+            None if advisory is None else msgspec.json.encode(advisory),
+            self._monotonic(),
+            _BOOT_ID,
+            getattr(action.payload, "signal_id", None) if action.kind == "open" else None,
+            (action.expires_at - action.created_at_device).total_seconds(),
+            1 if action.depends_on else 0,
+        )
 
     # ------------------------------------------------------------------ reading
     _COLUMNS: Final = (
@@ -281,7 +309,7 @@ class Outbox:
         body, state, attempts, maybe, next_at, error, outcome, advisory, mono, boot = row
         action = _action_decoder.decode(body)  # type: ignore[arg-type]  # BLOB columns come back as bytes
         if boot == _BOOT_ID and _BOOT_ID:
-            age = time.monotonic() - float(mono)  # type: ignore[arg-type]  # REAL column
+            age = self._monotonic() - float(mono)  # type: ignore[arg-type]  # REAL column
         else:
             age = (self._clock() - action.created_at_device).total_seconds()
         return OutboxRecord(
@@ -325,6 +353,20 @@ class Outbox:
             ).fetchall()
         return [self._record(row) for row in rows]
 
+    def local_candidates(self, *, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
+        """A page of never-delivered actions the device may decide itself: possibly expired, or with dependencies.
+
+        The age test runs in SQL (monotonic clock, same boot) so a large healthy queue is not decoded each round.
+        """
+        with self._errors("reading"):
+            rows = self._db.execute(
+                f"SELECT {self._COLUMNS} FROM action WHERE state != 'terminal' AND seq > ?"  # noqa: S608 - constant
+                " AND maybe_delivered = 0 AND (has_deps = 1 OR boot_id != ? OR ? - created_mono > lifetime)"
+                " ORDER BY seq LIMIT ?",
+                (after_seq, _BOOT_ID, self._monotonic(), limit),
+            ).fetchall()
+        return [self._record(row) for row in rows]
+
     def iter_unfinished(self, *, page: int = 500) -> Iterator[OutboxRecord]:
         """Every non-terminal action in ``seq`` order, ``page`` rows in memory at a time."""
         after = 0
@@ -352,9 +394,21 @@ class Outbox:
         with self._transaction("recovering interrupted pushes", durable=False) as db:
             return db.execute("UPDATE action SET state = 'pending' WHERE state = 'sending'").rowcount
 
-    def mark_retry(self, seqs: Iterable[int], *, error: str, next_attempt_at: Callable[[int], float]) -> None:
-        """Back to pending after a retryable outcome or a transport error; ``next_attempt_at(attempts)``."""
+    def mark_retry(
+        self,
+        seqs: Iterable[int],
+        *,
+        error: str,
+        next_attempt_at: Callable[[int], float],
+        undelivered: Iterable[int] = (),
+    ) -> None:
+        """Back to pending after a retryable outcome or a transport error; ``next_attempt_at(attempts)``.
+
+        ``undelivered``: actions the failed push certainly did not deliver (refused before sending) and that were
+        never sent before; they may again be decided locally.
+        """
         with self._transaction("scheduling a retry", durable=False) as db:
+            db.executemany("UPDATE action SET maybe_delivered = 0 WHERE seq = ?", ((seq,) for seq in undelivered))
             for seq in seqs:
                 row = db.execute("SELECT attempts FROM action WHERE seq = ? AND state != 'terminal'", (seq,)).fetchone()
                 if row is not None:

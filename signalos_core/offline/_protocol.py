@@ -65,10 +65,16 @@ class Outcome(msgspec.Struct, frozen=True):
     @classmethod
     def parse(cls, code: str) -> Outcome:
         """Parse one of the documented codes; anything else raises ValueError naming the code."""
+        cached = _PARSED.get(code) if isinstance(code, str) else None
+        if cached is not None:
+            return cached
         if not isinstance(code, str) or not _OUTCOME_RE.match(code):
             raise ValueError(f"unknown outcome code {code!r}")
         category, _, reason = code.partition(":")
-        return cls(code=code, category=category, reason=reason)  # type: ignore[arg-type]  # regex-checked
+        parsed = cls(code=code, category=category, reason=reason)  # type: ignore[arg-type]  # regex-checked
+        if len(_PARSED) < 4096:  # the code space is small; the bound only guards against hostile rule ids
+            _PARSED[code] = parsed
+        return parsed
 
     @property
     def terminal(self) -> bool:
@@ -85,6 +91,9 @@ class Outcome(msgspec.Struct, frozen=True):
         """The compliance rule of ``rejected:compliance:<rule-id>``, else None."""
         prefix = "compliance:"
         return self.reason[len(prefix) :] if self.reason.startswith(prefix) else None
+
+
+_PARSED: dict[str, Outcome] = {}
 
 
 class ActionOutcome(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

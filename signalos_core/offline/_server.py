@@ -149,7 +149,10 @@ class SyncServer:
 
     def push(self, user_id: str, request: PushRequest) -> PushResponse:
         """Apply a batch in order; one outcome per action. The caller has checked the device is the user's."""
-        results = [self._apply(user_id, request, item) for item in request.actions]
+        # One transaction per batch (each action's record and effect sit inside it); a crash mid-batch rolls the
+        # records back and the resend reconciles with the provider by client order id.
+        with self._store.atomic():
+            results = [self._apply(user_id, request, item) for item in request.actions]
         return PushResponse(device_id=request.device_id, server_time=self._clock(), results=results)
 
     def pull(self, user_id: str, request: PullRequest) -> PullResponse:

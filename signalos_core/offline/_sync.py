@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 import msgspec
@@ -140,7 +140,7 @@ class SyncEngine:
         now = self._clock()
         count = 0
         after = 0
-        while page := self._outbox.unfinished(after_seq=after, limit=self._batch):
+        while page := self._outbox.local_candidates(after_seq=after, limit=self._batch):
             after = page[-1].action.seq
             decided = [
                 outcome
@@ -154,13 +154,15 @@ class SyncEngine:
 
     def _local_outcome(self, record: OutboxRecord, now: datetime) -> ActionOutcome | None:
         action = record.action
-        if now > action.expires_at:
+        # The same rule as the server: age (monotonic on this device) against the intended lifetime, so a wall
+        # clock that jumps while offline neither expires nor revives anything.
+        if timedelta(milliseconds=record.age_ms) > action.expires_at - action.created_at_device:
             return ActionOutcome(
                 action_id=action.action_id,
                 seq=action.seq,
                 code="expired:ttl",
                 message="expired on this device before it could be sent",
-                facts={"decided_by": "device", "expires_at": action.expires_at.isoformat()},
+                facts={"decided_by": "device", "age_ms": str(record.age_ms)},
                 decided_at=now,
             )
         for dependency in action.depends_on:
@@ -203,7 +205,10 @@ class SyncEngine:
             if [o.action_id for o in results] != [r.action.action_id for r in ready]:
                 raise SyncTransportError("push response does not match the batch", ambiguous=True, cause="protocol")
         except SyncTransportError as exc:
-            self._outbox.mark_retry(seqs, error=f"transport:{exc.cause}", next_attempt_at=self._next_at)
+            undelivered = [] if exc.ambiguous else [r.action.seq for r in ready if not r.maybe_delivered]
+            self._outbox.mark_retry(
+                seqs, error=f"transport:{exc.cause}", next_attempt_at=self._next_at, undelivered=undelivered
+            )
             raise
         summary.pushed += len(ready)
         terminal = [o for o in results if o.effective.terminal]

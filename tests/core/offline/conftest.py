@@ -77,11 +77,18 @@ class World:
     tmp: Path
     user: str = "alice"
 
-    def device(self, name: str) -> tuple[OfflineClient, SyncEngine, FlakyTransport]:
-        outbox = Outbox(self.tmp / f"{name}.db", device_id=name)
-        client = OfflineClient(outbox, advisor=self.limits, clock=self.clock)
+    def device(self, name: str, *, skew: timedelta = timedelta(0)) -> tuple[OfflineClient, SyncEngine, FlakyTransport]:
+        """A device whose wall clock is ``skew`` off the server's; its monotonic clock follows real (test) time."""
+
+        def device_clock() -> datetime:
+            return self.clock() + skew
+
+        outbox = Outbox(
+            self.tmp / f"{name}.db", device_id=name, clock=device_clock, monotonic=lambda: self.clock().timestamp()
+        )
+        client = OfflineClient(outbox, advisor=self.limits, clock=device_clock)
         transport = FlakyTransport(LocalTransport(self.server, self.user))
-        engine = SyncEngine(outbox, transport, backoff=Backoff(base=0.0, cap=0.0), clock=self.clock)
+        engine = SyncEngine(outbox, transport, backoff=Backoff(base=0.0, cap=0.0), clock=device_clock)
         return client, engine, transport
 
 
@@ -96,7 +103,7 @@ def world(tmp_path: Path, clock: Clock) -> Iterator[World]:
     broker = PaperBroker({"EURUSD": Decimal("1.1000"), "XAUUSD": Decimal("2000.0")})
     limits = SimpleLimits(max_volume=Decimal("5"))
     server = SyncServer(store, broker, limits, clock=clock)
-    yield World(clock, store, broker, limits, server, tmp_path)
+    return World(clock, store, broker, limits, server, tmp_path)
 
 
 @pytest.fixture

@@ -167,7 +167,9 @@ def test_duplicate_outcome_acts_on_the_original() -> None:
     outcome = ActionOutcome(action_id=uuid.uuid4(), seq=1, code="duplicate", original_code="noop:already_closed")
     assert outcome.effective.succeeded
     with pytest.raises(msgspec.ValidationError, match="code"):
-        msgspec.json.decode(b'{"action_id":"%s","seq":1,"code":"bogus"}' % str(uuid.uuid4()).encode(), type=ActionOutcome)
+        msgspec.json.decode(
+            b'{"action_id":"%s","seq":1,"code":"bogus"}' % str(uuid.uuid4()).encode(), type=ActionOutcome
+        )
 
 
 def test_push_request_must_be_one_device_in_ascending_seq() -> None:

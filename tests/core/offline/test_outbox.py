@@ -102,7 +102,9 @@ def test_keyset_pages_and_bookkeeping(make_outbox: Callable[..., Outbox]) -> Non
     assert outbox.counts()["sending"] == 2
     assert outbox.recover_sending() == 2
     first = outbox.get(actions[0].action_id)
-    assert first is not None and first.maybe_delivered and first.state == "pending"
+    assert first is not None
+    assert first.maybe_delivered
+    assert first.state == "pending"
     outbox.mark_retry([1], error="retryable:provider_unavailable", next_attempt_at=lambda n: 100.0 * n)
     first = outbox.get(actions[0].action_id)
     assert first is not None
@@ -113,7 +115,9 @@ def test_keyset_pages_and_bookkeeping(make_outbox: Callable[..., Outbox]) -> Non
     assert outbox.finish([applied, expired, applied]) == 2, "an outcome for a terminal action is ignored"
     assert [r.action.seq for r in outbox.unfinished()] == [3, 4, 5, 6, 7]
     report = outbox.report()
-    assert [(e.action.seq, e.code, e.message, e.facts) for e in report] == [(2, "expired:ttl", "too old", {"age_ms": "9"})]
+    assert [(e.action.seq, e.code, e.message, e.facts) for e in report] == [
+        (2, "expired:ttl", "too old", {"age_ms": "9"})
+    ]
     assert outbox.acknowledge_report() == 1
     assert outbox.report() == []
     assert outbox.report(include_acknowledged=True)[0].acknowledged

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signalos_core.offline as offline
+from signalos_core import offline
 
 EXPECTED = {
     "MAX_BATCH", "ORDER_KINDS",
@@ -12,7 +12,7 @@ EXPECTED = {
     "OfflineClient", "OfflineError", "OpenPayload", "OrderRequest", "OrderView", "Outbox", "OutboxError",
     "OutboxRecord", "Outcome", "OutcomeCategory", "PaperBroker", "Payload", "PendingItem", "PositionView",
     "PullRequest", "PullResponse", "PushRequest", "PushResponse", "PushedAction", "ReceiveResult", "ReportEntry",
-    "ServerPolicy", "ServerState", "ServerStore", "SettingValue", "SettingsPayload", "Side", "SignalIntent",
+    "SQLiteServerStore", "ServerPolicy", "ServerState", "ServerStore", "SettingValue", "SettingsPayload", "Side", "SignalIntent",
     "SignalParser", "SimpleLimits", "SyncEngine", "SyncServer", "SyncSummary", "SyncTransport",
     "SyncTransportError", "action_digest", "client_order_id", "close_order_id", "order_id_for",
     "position_id_for", "rebase",
