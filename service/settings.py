@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ import attrs
 
 from signalos_core import ConfigurationError
 
-__all__ = ["ENVIRONMENT", "EnvVar", "Settings", "environment_table"]
+__all__ = ["ENVIRONMENT", "EnvVar", "Settings", "environment_table", "update_environment_tables"]
 
 _DEV_JWT_SECRET: Final = "signalos-development-only-jwt-secret-do-not-deploy"  # noqa: S105 - public by design, refused unless SIGNALOS_DEV=1
 _DEV_DATA_KEY: Final = base64.urlsafe_b64encode(b"signalos-dev-data-key-32-bytes!!").decode()
@@ -343,5 +344,17 @@ def environment_table() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # pragma: no cover - documentation helper: python -m service.settings
-    print(environment_table())  # noqa: T201 - prints the table for the docs
+_TABLE_BLOCK = re.compile(r"(<!-- env-table:start -->\n).*?(\n<!-- env-table:end -->)", re.S)
+
+
+def update_environment_tables(*paths: Path) -> None:
+    """Rewrite the table between the ``env-table`` markers of each file (``python -m service.settings FILE...``)."""
+    for path in paths:
+        text = path.read_text()
+        path.write_text(_TABLE_BLOCK.sub(lambda m: m.group(1) + environment_table() + m.group(2), text))
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    import sys
+
+    update_environment_tables(*(Path(arg) for arg in sys.argv[1:]))
