@@ -280,6 +280,9 @@ class Engine:
         state = apply_event(state, event, self.clock, self.catalog)
         ctx = self._ctx(state, at, event=event)
         fired, warnings, evaluated = self._run(ctx, "monitor", False)
+        # Monitoring cannot "deny"; a rule without its data is reported (and warned about), never a breach.
+        warnings = [f for f in fired if f.reason == "missing_input"] + warnings
+        fired = [f for f in fired if f.reason != "missing_input"]
         _f, _w, objectives = self._run(ctx, "objective", False)
         locks = list(state.locks)
         flatten_for: list[str] = []

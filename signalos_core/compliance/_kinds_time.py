@@ -136,6 +136,13 @@ def _in_flat_window(at: dt.datetime, p: CloseByTimeParams) -> tuple[bool, dt.dat
     return inside, local
 
 
+def _flat_by_instant(local: dt.datetime, p: CloseByTimeParams) -> dt.datetime:
+    """The flat-by instant of the session containing ``local`` (the same day, or yesterday after midnight)."""
+    flat = parse_hhmm(p.flat_by)
+    day = local.date() if local.time().replace(tzinfo=None) >= flat else local.date() - dt.timedelta(days=1)
+    return dt.datetime.combine(day, flat, tzinfo=local.tzinfo).astimezone(dt.UTC).astimezone(zone(p.timezone))
+
+
 @register("close_by_time", CloseByTimeParams, phases=("pre_trade", "monitor"), slots=(Slot("open", "gt"),))
 def close_by_time(ctx: Ctx, p: CloseByTimeParams, phase: Phase) -> Measure | Missing | None:
     """Be flat by ``flat_by`` local time in ``timezone`` until ``reopen_at`` (Topstep: 15:10 to 17:00 CT).
@@ -154,7 +161,7 @@ def close_by_time(ctx: Ctx, p: CloseByTimeParams, phase: Phase) -> Measure | Mis
         count = Decimal(len(ctx.state.positions))
     return Measure(
         metrics=(Metric(count, _ZERO, "open positions", "allowed after flat-by time", money=False),),
-        extra={"local_time": local.isoformat(), "flat_by": f"{p.flat_by} {p.timezone}"},
+        extra={"local_time": local.isoformat(), "flat_by": _flat_by_instant(local, p).isoformat()},
     )
 
 
