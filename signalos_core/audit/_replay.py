@@ -17,6 +17,7 @@ import msgspec
 from signalos_core._errors import AuditFormatError
 from signalos_core.audit._canonical import canonical_tree, sha256_hex
 from signalos_core.audit._record import AuditRecord, RecordKind
+from signalos_core.audit._verify import UnreadableRecord
 
 __all__ = ["DecisionDiff", "Evaluate", "ReplayIssue", "ReplayReport", "RuleChange", "replay"]
 
@@ -51,10 +52,10 @@ class DecisionDiff(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
 
 class ReplayIssue(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """A record that could not be replayed: tampered input, or the evaluator raised."""
+    """A record that could not be replayed: unreadable, tampered input, or the evaluator raised."""
 
-    chain_id: str
-    sequence: int
+    chain_id: str | None
+    sequence: int | None
     error: str
 
 
@@ -117,7 +118,7 @@ def _diff(record: AuditRecord, outcome: Any, ignore: frozenset[str]) -> Decision
 
 
 def replay(
-    records: Iterable[AuditRecord],
+    records: Iterable[AuditRecord | UnreadableRecord],
     evaluate: Evaluate,
     *,
     kinds: Iterable[str] = _DEFAULT_KINDS,
@@ -125,7 +126,8 @@ def replay(
 ) -> ReplayReport:
     """Re-evaluate every logged input of the given ``kinds`` and report the decisions that would change.
 
-    Each input is checked against its ``input_digest`` first (a tampered input is reported, never replayed).
+    Each input is checked against its ``input_digest`` first (a tampered input is reported, never replayed),
+    and unreadable records (as a store's ``scan`` yields them) are reported too.
     Exceptions raised by ``evaluate`` are reported per record, not propagated. ``ignore_fields`` are rule
     fields not compared (by default the human ``message``, whose wording may change between versions).
     """
@@ -135,6 +137,9 @@ def replay(
     changed: list[DecisionDiff] = []
     errors: list[ReplayIssue] = []
     for record in records:
+        if isinstance(record, UnreadableRecord):
+            errors.append(ReplayIssue(chain_id=record.chain_id, sequence=record.sequence, error=record.error))
+            continue
         if record.kind not in wanted:
             continue
         considered += 1

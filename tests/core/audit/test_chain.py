@@ -133,5 +133,6 @@ def test_record_helpers() -> None:
     record = seal(entry, sequence=0, prev_hash=GENESIS_HASH, recorded_at=WHEN)
     assert record.rule_ids == ["a", "b"]
     assert "hash" not in record.body()
+    assert len(record.body()) == 19
     assert record.to_json_dict()["hash"] == record.hash
     assert msgspec.json.decode(msgspec.json.encode(record), type=AuditRecord) == record

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from signalos_core.audit import AuditEntry, AuditRecord, MemoryAuditStore, RuleChange, replay
+from signalos_core.audit import AuditEntry, AuditRecord, MemoryAuditStore, RuleChange, UnreadableRecord, replay
 from tests.core.audit.conftest import StepClock
 
 FLOOR_V1 = Decimal("95000")
@@ -114,6 +114,9 @@ def test_skips_errors_and_kinds() -> None:
     assert (report.considered, report.skipped, report.replayed) == (3, 1, 0)
     assert [(e.sequence, e.error.split(":")[0]) for e in report.errors] == [(2, "KeyError"), (3, "AuditFormatError")]
     assert "digest" in report.errors[1].error
+
+    unreadable = UnreadableRecord(error="bad row", sequence=7, chain_id="a")
+    assert replay([unreadable], explode).errors[0].sequence == 7
 
     report = replay(records[:3], lambda _: ["not", "an", "object"])
     assert "AuditFormatError" in report.errors[0].error
