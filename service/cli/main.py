@@ -22,6 +22,10 @@ _COMMANDS: dict[str, str] = {
     "audit": "service.cli.audit:audit",
     "parse": "service.cli.parsing:parse_cmd",
     "parse-eval": "service.cli.parsing:parse_eval_cmd",
+    "plugin": "service.cli.plugins:plugin",
+    "profiles": "service.cli.compliance:profiles",
+    "check": "service.cli.compliance:check",
+    "observe": "service.cli.compliance:observe",
 }
 
 
