@@ -298,12 +298,20 @@ class StepStateError(OnboardingError):
     """The step cannot be submitted or skipped now; ``reason`` is a stable code.
 
     Reasons: ``unknown_step``, ``blocked`` (``blocked_by`` lists the unfinished dependencies), ``not_skippable``,
-    ``fact_missing`` (e.g. the email is really not verified yet), ``connection_failed``, ``finished``.
+    ``fact_missing`` (e.g. the email is really not verified yet), ``connection_failed`` (``diagnosis`` is the
+    plugin contract's ``ConnectionDiagnosis``), ``no_connection`` (the step has nothing to test).
     """
 
     def __init__(
-        self, message: str, *, step_id: str, reason: str, blocked_by: list[str] | None = None
+        self,
+        message: str,
+        *,
+        step_id: str,
+        reason: str,
+        blocked_by: list[str] | None = None,
+        diagnosis: object | None = None,
     ) -> None:
         super().__init__(message, step_id=step_id)
         self.reason = reason
         self.blocked_by = list(blocked_by or [])
+        self.diagnosis = diagnosis
