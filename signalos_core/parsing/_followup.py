@@ -107,11 +107,15 @@ class _Scanner:
                 self._sl(idx, k, move_at, hit_at)
             elif "tp" in c or ("tp_glued" in c and tok.index is not None):
                 self._tp(idx, k, move_at, hit_at)
+            elif c & {"close", "cancel"} and self._negated(idx, k):
+                continue  # "don't close yet", "no cierren": the opposite of an instruction
             elif "close" in c and not self._slot_value(idx, k):
                 self._close(idx, k)
             elif "cancel" in c:
+                self._cancel(idx, k)
+            elif "stopped" in c:
                 self.out.verb_cue = True
-                self.add(Action(action="cancel"), i)
+                self.add(Action(action="sl_hit"), i)
             elif "partial" in c and not any(toks[j].concepts & {"close"} for j in idx):
                 self.out.verb_cue = True
                 self.add(Action(action="close_partial", fraction=self._fraction(idx)), i)
@@ -226,14 +230,37 @@ class _Scanner:
         if concepts & {"partial", "half"} or any(toks[j].ncls == PERCENT for j in idx if toks[j].kind == NUM):
             self.add(Action(action="close_partial", fraction=self._fraction(idx)), i)
             return
-        sym_at = next((j for j in idx[k + 1 :] if toks[j].sym is not None), None)
-        side_at = next((j for j in idx if toks[j].concepts & {"buy", "sell"}), None)
-        side = None
-        if side_at is not None:
-            side = "buy" if "buy" in toks[side_at].concepts else "sell"
-        target = toks[sym_at].sym if sym_at is not None else ("reply" if self.has_reply else None)
-        used = [j for j in (sym_at, side_at) if j is not None]
-        self.add(Action(action="close", target=target, side_filter=side), i, *used)  # type: ignore[arg-type]
+        targets: list[list[int | None]] = []  # [symbol index, side index] per target, in written order
+        for j in idx[k + 1 :]:
+            if toks[j].sym is not None:
+                targets.append([j, None])
+            elif toks[j].concepts & {"buy", "sell"}:
+                if not targets:
+                    targets.append([None, j])
+                elif targets[-1][1] is None:
+                    targets[-1][1] = j
+        if not targets:
+            side_at = next((j for j in idx[:k] if toks[j].concepts & {"buy", "sell"}), None)
+            targets.append([None, side_at])
+        for sym_at, side_at in targets:
+            side = None
+            if side_at is not None:
+                side = "buy" if "buy" in toks[side_at].concepts else "sell"
+            sym = toks[sym_at].sym if sym_at is not None else None
+            target = sym if sym is not None else ("reply" if self.has_reply else None)
+            used = [j for j in (sym_at, side_at) if j is not None]
+            self.add(Action(action="close", target=target, side_filter=side), i, *used)  # type: ignore[arg-type]
+
+    def _cancel(self, idx: list[int], k: int) -> None:
+        """Cancel a pending order; the symbol, side and order-type words of the sentence name it."""
+        toks = self.toks
+        self.out.verb_cue = True
+        used = [j for j in idx if toks[j].sym is not None or toks[j].concepts & {"buy", "sell", "limit", "stop_word"}]
+        sym = next((toks[j].sym for j in used if toks[j].sym is not None), None)
+        self.add(Action(action="cancel", target=sym), idx[k], *used)
+
+    def _negated(self, idx: list[int], k: int) -> bool:
+        return any("negation" in self.toks[idx[j]].concepts for j in range(max(0, k - 2), k))
 
     def _fraction(self, idx: list[int]) -> Decimal | None:
         for j in idx:

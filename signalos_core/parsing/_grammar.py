@@ -58,6 +58,7 @@ class Draft:
         "side",
         "side_tok",
         "side_word",
+        "sentiment_only",
         "sl",
         "sl_open",
         "sl_pips",
@@ -75,6 +76,7 @@ class Draft:
         self.side: str | None = None
         self.side_tok: Tok | None = None
         self.side_word = False
+        self.sentiment_only = False
         self.order_type: str | None = None
         self.otype_explicit = False
         self.otype_tok: Tok | None = None
@@ -164,10 +166,13 @@ class _Extractor:
     def d(self) -> Draft:
         return self.drafts[-1]
 
-    def _new_draft(self) -> None:
+    def _new_draft(self, *, keep_side: bool = False) -> None:
         old = self.d
         new = Draft()
         new.symbol, new.symbol_tok = old.symbol, old.symbol_tok
+        if keep_side:
+            new.side, new.side_tok, new.side_word = old.side, old.side_tok, old.side_word
+            new.order_type, new.otype_explicit, new.otype_tok = old.order_type, old.otype_explicit, old.otype_tok
         self.drafts.append(new)
         self._set_label(None)
 
@@ -202,7 +207,9 @@ class _Extractor:
             for draft in self.drafts:
                 if draft.symbol is None:
                     draft.symbol, draft.symbol_tok = self.coin
-        return [d for d in self.drafts if d.side or d.has_values() or d.symbol]
+        drafts = [d for d in self.drafts if d.side or d.has_values() or d.symbol]
+        _share_levels(drafts)
+        return drafts
 
     # ------------------------------------------------------------------ helpers
     def _next(self, i: int) -> int | None:
@@ -210,6 +217,15 @@ class _Extractor:
             if j not in self.consumed and self.toks[j].kind != SEP:
                 return j
         return None
+
+    def _side_ahead_on_line(self, i: int) -> bool:
+        line = self.line_of[i]
+        for j in range(i + 1, len(self.toks)):
+            if self.line_of[j] != line:
+                return False
+            if self.toks[j].concepts & {"buy", "sell"}:
+                return True
+        return False
 
     def _price_ahead_on_line(self, i: int) -> bool:
         line = self.line_of[i]
@@ -243,7 +259,7 @@ class _Extractor:
         d = self.d
         if tok.sym is not None:
             if d.symbol is not None and tok.sym != d.symbol and d.own_symbol and d.has_values():
-                self._new_draft()
+                self._new_draft(keep_side=not self._side_ahead_on_line(i))
                 d = self.d
             if not d.own_symbol:
                 d.symbol, d.symbol_tok, d.own_symbol = tok.sym, tok, True
@@ -350,10 +366,13 @@ class _Extractor:
                 d.flags.add("side_conflict")
                 return
             else:
-                # the same side again before any SL/TP: another entry of a ladder
-                self._open_label("entry", i, None)
+                d.sentiment_only = d.sentiment_only and "sentiment" in tok.concepts
+                if not d.has_levels():
+                    # the same side again before any SL/TP: another entry of a ladder
+                    self._open_label("entry", i, None)
                 return
         d.side, d.side_tok, d.side_word = side, tok, True
+        d.sentiment_only = "sentiment" in tok.concepts
         if self.label_filled:
             self.label = None
 
@@ -428,6 +447,7 @@ class _Extractor:
             not self.label_filled
             or self.join is not None
             or (label == "tp" and self.bare[line] and line != self.label_line)
+            or (label == "tp" and self._follows_tp(i))
         ):
             self._bind(label, value, tok, i)
             return
@@ -448,6 +468,12 @@ class _Extractor:
         if (d.side_word or d.own_symbol) and not d.entry_vals and not d.has_levels():
             self._open_label("entry", i, None)
             self._bind("entry", value, tok, i)
+
+    def _follows_tp(self, i: int) -> bool:
+        """``targets 3200 3300 3400``: a price right after a TP value on the same line continues the list."""
+        prev = self.toks[i - 1] if i else None
+        last = self.last
+        return prev is not None and prev.kind == NUM and last is not None and last[2] is prev and last[0] == "tp"
 
     def _prev_sig(self, i: int) -> Tok | None:
         for j in range(i - 1, -1, -1):
@@ -533,13 +559,9 @@ class _Extractor:
                 return
         elif label == "tp":
             if self.label_filled and d.tp:
-                first = d.tp[0][0]
-                if (
-                    first
-                    and abs(value - first) > first * Decimal("0.5")
-                    and tok.raw.isdigit()
-                    and len(tok.raw) >= len(d.tp[-1][1].raw.split(".")[0])
-                ):
+                first, first_tok = d.tp[0]
+                shorthand = tok.raw.isdigit() and len(tok.raw) < len(first_tok.raw.split(".")[0])
+                if first and abs(value - first) > first * Decimal("0.5") and not shorthand:
                     return
             d.tp.append((value, tok))
         self.label_filled = True
@@ -581,6 +603,20 @@ class _Extractor:
             slot, _, price_tok = self.last
             if price_tok.value is not None:
                 d.pip_notes.append((slot, price_tok.value, value))
+
+
+def _share_levels(drafts: list[Draft]) -> None:
+    """``Buy EURUSD 1.08 and GBPUSD 1.27 / SL 30 pips TP 60 pips``: trailing levels apply to every order
+    that states none; pip distances are shared across symbols, prices only within the same symbol."""
+    for k, draft in enumerate(drafts):
+        if draft.has_levels():
+            continue
+        donor = next((later for later in drafts[k + 1 :] if later.has_levels()), None)
+        if donor is None:
+            continue
+        draft.sl_pips, draft.tp_pips = donor.sl_pips, list(donor.tp_pips)
+        if donor.symbol == draft.symbol:
+            draft.sl, draft.tp, draft.sl_open, draft.tp_open = donor.sl, list(donor.tp), donor.sl_open, donor.tp_open
 
 
 def extract_orders(toks: list[Tok], text: str, lex: Lexicon, consumed: set[int]) -> list[Draft]:

@@ -111,14 +111,23 @@ class SignalParser:
         drafts = extract_orders(toks, text, lex, set(follow.consumed))
         price = context.current_price if context else None
         default_symbol = (context.default_symbol if context else None) or self.default_symbol
-        opened = [d for d in drafts if _open_strength(d) > 0]
-        strong = any(_open_strength(d) >= 2 for d in opened)
+        has_default = default_symbol is not None
+        opened = [d for d in drafts if _open_strength(d, has_default) > 0]
+        strong = any(_open_strength(d, has_default) >= 2 for d in opened)
+        if follow.verb_cue and not any(d.has_values() for d in opened):
+            strong = False  # "Cancel the EURUSD buy limit": words of an order, but an instruction about one
         actions = [a for a in follow.actions if a[0].action not in _PASSIVE] or follow.actions
         if follow.defer and actions and all(not _has_value(a[0]) for a in actions):
             actions = []
+        if actions and all(a[0].action == "profit_report" for a in actions) and _any(toks, "summary"):
+            actions = []  # "results this week: +540 pips": a results summary is noise, not a trade status
         if actions and (follow.update or not strong):
             return self._followup(text, toks, follow, actions, drafts, context, default_symbol)
         if opened:
+            if follow.consumed:
+                # a compound message: re-read the order without the follow-up's claims on its labels
+                drafts = extract_orders(toks, text, lex, set())
+                opened = [d for d in drafts if _open_strength(d, has_default) > 0] or opened
             return self._open(opened, follow, price, default_symbol)
         return self._finish(ParseResult(kind="noise", confidence=0.9 if not _has_prices(toks) else 0.75))
 
@@ -178,9 +187,9 @@ class SignalParser:
         if symbol is None:
             symbol = next((t.sym for t in toks if t.kind == WORD and t.sym), None)
         side = next((d.side for d in drafts if d.side_word), None)
-        for action, _, _ in found:
-            if action.side_filter:
-                side = action.side_filter
+        filters = [a.side_filter for a, _, _ in found if a.side_filter]
+        if filters:
+            side = filters[0]
         base = 0.9
         reply = context.reply_to if context else None
         context_symbol = None
@@ -222,14 +231,19 @@ class SignalParser:
         return result
 
 
-def _open_strength(d: Draft) -> int:
-    """0: not an order; 1: side word + symbol only (incomplete); 2: an order with prices or an explicit type."""
+def _open_strength(d: Draft, has_default: bool = False) -> int:
+    """0: not an order; 1: side word + symbol only (incomplete); 2: an order with prices or an explicit type.
+
+    A channel default symbol counts as a symbol (``BUY NOW`` in a gold-only channel is an order)."""
+    symbol = d.symbol is not None or has_default
     if d.side_word:
-        if d.entry_vals or (d.sl and d.tp) or d.has_levels() or (d.symbol and d.otype_explicit):
+        if d.sentiment_only and not d.has_levels():
+            return 0  # "gold looks bullish, 2400 next": an opinion, not an order
+        if d.entry_vals or (d.sl and d.tp) or d.has_levels() or (symbol and d.otype_explicit):
             return 2
-        return 1 if d.symbol else 0
-    if d.entry_vals and d.sl and d.tp and d.symbol:
-        return 2
+        return 1 if symbol else 0
+    if d.entry_vals and d.sl and d.tp:
+        return 2  # side inferred from the price order; flagged, and missing_symbol when no symbol
     return 0
 
 
@@ -241,6 +255,10 @@ def _has_value(action: Action) -> bool:
         "close_partial",
         "cancel",
     )
+
+
+def _any(toks: list[Any], concept: str) -> bool:
+    return any(concept in t.concepts for t in toks)
 
 
 def _has_prices(toks: list[Any]) -> bool:

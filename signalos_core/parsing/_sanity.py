@@ -25,7 +25,8 @@ PENALTIES: dict[str, float] = {
     "sl_wrong_side": 0.45,
     "price_implausible": 0.45,
     "tp_implausible": 0.35,
-    "shorthand_prices": 0.4,
+    "shorthand_prices": 0.2,
+    "needs_reference_price": 0.4,
     "missing_symbol": 0.4,
     "incomplete": 0.25,
     "pending_without_price": 0.25,
@@ -109,7 +110,7 @@ class _Final:
                 entry_vals[1] = (expanded, entry_vals[1][1])
                 self.flags.add("shorthand_prices")
         for k in range(1, len(tps)):
-            if _is_short(tps[k][1], tps[k - 1][1]):
+            if _is_short(tps[k][1], tps[0][1]):
                 expanded = _expand_shorthand(tps[k - 1][0], tps[k][1])
                 if expanded is not None:
                     tps[k] = (expanded, tps[k][1])
@@ -120,6 +121,7 @@ class _Final:
         if band is not None and values and band[0] >= 100 and all(v < 100 and v == v.to_integral() for v in values):
             self.flags.add("shorthand_prices")
             if self.price is None:
+                self.flags.add("needs_reference_price")
                 f["entry_shorthand"] = tuple(sorted(v for v, _ in entry_vals))
                 f["sl_shorthand"] = sl[0] if sl else None
                 f["tp_shorthand"] = tuple(v for v, _ in tps)

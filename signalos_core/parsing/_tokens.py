@@ -334,6 +334,17 @@ def _merge_phrases(toks: list[Tok], lex: Lexicon) -> list[Tok]:
     return out
 
 
+def _after_label(toks: list[Tok], i: int) -> bool:
+    """True when the nearest word before token ``i`` (same line, skipping punctuation) is a field label."""
+    for j in range(i - 1, max(-1, i - 4), -1):
+        tok = toks[j]
+        if tok.kind == NL:
+            return False
+        if tok.kind == WORD:
+            return bool(tok.concepts & _LABELS)
+    return False
+
+
 def _classify_numbers(toks: list[Tok], low: str) -> None:
     n = len(toks)
     for i, tok in enumerate(toks):
@@ -362,7 +373,7 @@ def _classify_numbers(toks: list[Tok], low: str) -> None:
                 elif "money" in c:
                     tok.ncls = MONEY
                     continue
-                elif "lot" in c and nxt.text in ("lot", "lots", "lote", "lotes", "лот"):
+                elif "lot" in c and nxt.text in ("lot", "lots", "lote", "lotes", "лот") and not _after_label(toks, i):
                     tok.ncls = LOT
                     continue
                 elif nxt.text in _TIMEFRAMES and nxt.start == tok.end:
