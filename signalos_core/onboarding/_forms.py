@@ -70,6 +70,21 @@ def _field_errors(error: ValidationError) -> list[dict[str, str]]:
     return [{"field": base or "(form)", "message": message}]
 
 
+def _declared(schema: Any) -> frozenset[str]:
+    names: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            properties = node.get("properties")
+            if isinstance(properties, Mapping):
+                names.update(str(name) for name in properties)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(names)
+
+
 def _validator(step: StepDefinition) -> Draft202012Validator:
     return Draft202012Validator(step.form, format_checker=FORMAT_CHECKER)
 
@@ -99,8 +114,17 @@ def validate_answers(
     ``earlier`` maps step ids to their stored answers (for cross-step constraints such as lots <= max lots).
     """
     errors: list[dict[str, str]] = []
-    for error in sorted(_validator(step).iter_errors(answers), key=lambda e: list(map(str, e.absolute_path))):
+    found = sorted(_validator(step).iter_errors(answers), key=lambda e: list(map(str, e.absolute_path)))
+    # When a conditional branch (allOf/if/then) fails, JSON Schema forgets that its properties were evaluated,
+    # so `unevaluatedProperties` would also flag every valid field of that branch. While other errors exist,
+    # only fields declared nowhere in the form are reported as unexpected; the rest surface once those are fixed.
+    others = [e for e in found if e.validator != "unevaluatedProperties"]
+    declared = _declared(step.form) if others else frozenset()
+    for error in found:
         for item in _field_errors(error):
+            unexpected = error.validator == "unevaluatedProperties"
+            if unexpected and item["field"] in declared:
+                continue
             if item not in errors:
                 errors.append(item)
     bad_fields = {item["field"] for item in errors}

@@ -125,13 +125,17 @@ class OnboardingEngine:
 
     # ------------------------------------------------------------------ evaluation
     def _effective(self, records: Mapping[str, StepRecord], facts: Facts) -> dict[str, str]:
-        """Record status per step, with live facts applied (a known fact overrides the record)."""
+        """Record status per step, with live facts applied (a known fact overrides the record).
+
+        A fact completes its step only once the step's own dependencies are done (steps are in topological
+        order, so one pass suffices): a verified email does not jump the profile step.
+        """
         statuses: dict[str, str] = {step_id: record.status for step_id, record in records.items()}
         for step in self.workflow.steps:
             if step.check is None:
                 continue
             fact = facts.fact(step.check)
-            if fact is True:
+            if fact is True and all(statuses.get(dep) in _DONE for dep in step.depends_on):
                 statuses[step.id] = "completed"
             elif fact is False and statuses.get(step.id) == "completed":
                 statuses.pop(step.id)  # e.g. 2FA was turned off again: the step is open again
@@ -229,14 +233,19 @@ class OnboardingEngine:
         body = [s for s in steps if not self._is_final(s.id)]
         done = sum(1 for s in body if s.status in (StepStatus.COMPLETED, StepStatus.SKIPPED))
         progress = 100 if final_done else (100 * done) // (len(body) + 1)
-        current = next((s.id for s in steps if s.status in (StepStatus.AVAILABLE, StepStatus.NEEDS_REVIEW)), None)
+        # Resume point: the first step to review or required step to do; optional ones only after those.
+        open_steps = [s for s in steps if s.status in (StepStatus.AVAILABLE, StepStatus.NEEDS_REVIEW)]
+        current = next(
+            (s.id for s in open_steps if s.required or s.status is StepStatus.NEEDS_REVIEW),
+            open_steps[0].id if open_steps else None,
+        )
         return OnboardingView(
             workflow_id=self.workflow.id,
             workflow_version=self.workflow.version,
             steps=steps,
             progress_percent=progress,
             completed=final_done,
-            current_step=None if final_done and current is None else current,
+            current_step=current,
             required_remaining=[s.id for s in steps if s.required and s.status is not StepStatus.COMPLETED],
         )
 

@@ -277,7 +277,7 @@ def extend_workflow(base: Workflow, firm_steps: Iterable[FirmStep]) -> Workflow:
 def validate_firm_step(base: Workflow, existing: Iterable[FirmStep], step: FirmStep) -> FirmStep:
     """Check that ``step`` can be added after ``existing`` firm steps (``WorkflowError`` naming the problem)."""
     existing = list(existing)
-    document = msgspec.to_builtins(step)
+    document = json.loads(msgspec.json.encode(step))  # plain JSON types (tuples become arrays)
     issues = [f"{_path(err.absolute_path)}: {err.message}" for err in _step_validator().iter_errors(document)]
     if any(existing_step.id == step.id for existing_step in existing):
         issues.append(f"id: {step.id!r} already exists")
