@@ -223,9 +223,12 @@ class Engine:
                 if group in hits:
                     res = self._result(rule, m, "warning")
                     used, limit = m.usage or (Decimal(0), Decimal(0))
+                    main = m.metrics[rule.primary]
+                    now = (f"; {main.label} {_fmt(main, main.value)}, {main.threshold_label} "
+                           f"{_fmt(main, main.threshold)}") if main is not None else ""
                     warnings.append(msgspec.structs.replace(
                         res, outcome="warn",
-                        message=f"{money(used)} of {money(limit)} used (>= {fraction:%}): {res.message}",
+                        message=f"{money(used)} of {money(limit)} allowance used ({fraction:.0%} warning level){now}",
                     ))
                     break
         return fired, warnings, evaluated
