@@ -37,7 +37,14 @@ import msgspec
 
 from signalos_core._errors import AuditFormatError
 
-__all__ = ["canonical_datetime", "canonical_decimal", "canonical_json", "canonical_tree", "sha256_hex"]
+__all__ = [
+    "canonical_datetime",
+    "canonical_decimal",
+    "canonical_json",
+    "canonical_tree",
+    "encode_lowered",
+    "sha256_hex",
+]
 
 # Integers beyond this lose precision in JavaScript and in RFC 8785 number formatting; use Decimal instead.
 _MAX_SAFE_INT = 2**53 - 1
@@ -45,10 +52,27 @@ _MAX_DECIMAL_CHARS = 400
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=False)
 
 
-def canonical_decimal(value: Decimal, path: str = "value") -> str:
-    """Return the canonical string of a finite Decimal (positional notation, no trailing fractional zeros)."""
+# A path is the root name (str) or a (parent, key) pair; it is only formatted when an error is raised,
+# because building "input.state.positions[3].size" for every value would dominate the encoding time.
+_Path = Any
+
+
+def _format_path(path: _Path) -> str:
+    parts: list[str] = []
+    while isinstance(path, tuple):
+        path, key = path
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return str(path) + "".join(reversed(parts))
+
+
+def _refuse(path: _Path, message: str) -> AuditFormatError:
+    where = _format_path(path)
+    return AuditFormatError(f"{where}: {message}", field=where)
+
+
+def _decimal(value: Decimal, path: _Path) -> str:
     if not value.is_finite():
-        raise AuditFormatError(f"{path}: {value} is not a finite number", field=path)
+        raise _refuse(path, f"{value} is not a finite number")
     if value.is_zero():
         return "0"  # also folds -0 and 0E-8, which are the same amount
     # Pure digit manipulation: Decimal.normalize() would round to the context precision (28 digits).
@@ -57,7 +81,7 @@ def canonical_decimal(value: Decimal, path: str = "value") -> str:
     assert isinstance(exponent, int)  # noqa: S101 - finite Decimals have an int exponent; narrows for mypy
     if len(digits) + abs(exponent) > _MAX_DECIMAL_CHARS:
         # Plain notation of 1E+999999999 would be a gigabyte: refuse absurd magnitudes instead.
-        raise AuditFormatError(f"{path}: {value} has too many digits for plain notation", field=path)
+        raise _refuse(path, f"{value} has too many digits for plain notation")
     if exponent >= 0:
         whole, fraction = digits + "0" * exponent, ""
     else:
@@ -67,12 +91,21 @@ def canonical_decimal(value: Decimal, path: str = "value") -> str:
     return ("-" if sign else "") + whole + ("." + fraction if fraction else "")
 
 
-def canonical_datetime(value: datetime, path: str = "value") -> str:
-    """Return the canonical UTC text of an aware datetime: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+def canonical_decimal(value: Decimal, path: str = "value") -> str:
+    """Return the canonical string of a finite Decimal (positional notation, no trailing fractional zeros)."""
+    return _decimal(value, path)
+
+
+def _datetime(value: datetime, path: _Path) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
-        raise AuditFormatError(f"{path}: datetime {value.isoformat()} has no timezone", field=path)
+        raise _refuse(path, f"datetime {value.isoformat()} has no timezone")
     utc = value.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}Z"
+
+
+def canonical_datetime(value: datetime, path: str = "value") -> str:
+    """Return the canonical UTC text of an aware datetime: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    return _datetime(value, path)
 
 
 def _utf16_key(key: str) -> bytes:
@@ -80,48 +113,79 @@ def _utf16_key(key: str) -> bytes:
     return key.encode("utf-16-be", "surrogatepass")
 
 
-def _lower(value: Any, path: str) -> Any:
-    """Turn ``value`` into a tree of dict/list/str/int/bool/None, validating as we go."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        if isinstance(value, enum.Enum):
-            return value.value if isinstance(value.value, str) else _lower(value.value, path)
+def _text(value: str, path: _Path) -> str:
+    if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise AuditFormatError(f"{path}: string is not valid Unicode ({exc.reason})", field=path) from exc
+            raise _refuse(path, f"string is not valid Unicode ({exc.reason})") from exc
+    return value
+
+
+def _lower(value: Any, path: _Path) -> Any:
+    """Turn ``value`` into a tree of dict/list/str/int/bool/None, validating as we go."""
+    # Exact-type fast paths first (the common case by far); subclasses and other types go the long way.
+    kind = type(value)
+    if kind is str:
+        return _text(value, path)
+    if kind is dict:
+        return _lower_mapping(value, path)
+    if kind is list or kind is tuple:
+        return [_lower(item, (path, index)) for index, item in enumerate(value)]
+    if kind is Decimal:
+        return _decimal(value, path)
+    if kind is int:
+        if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            return value
+        raise _refuse(path, f"integer {value} is beyond ±(2**53-1); pass a Decimal")
+    if value is None or kind is bool:
         return value
+    return _lower_other(value, path)
+
+
+def _lower_other(value: Any, path: _Path) -> Any:
+    if isinstance(value, enum.Enum):
+        return _lower(value.value, path)
+    if isinstance(value, str):
+        return _text(str.__str__(value), path)
+    if isinstance(value, bool):
+        return bool(value)
     if isinstance(value, int):
-        if isinstance(value, enum.Enum):
-            return _lower(value.value, path)
-        if abs(value) > _MAX_SAFE_INT:
-            raise AuditFormatError(f"{path}: integer {value} is beyond ±(2**53-1); pass a Decimal", field=path)
-        return int(value)
+        return _lower(int(value), path)
     if isinstance(value, Decimal):
-        return canonical_decimal(value, path)
+        return _decimal(value, path)
     if isinstance(value, float):
-        raise AuditFormatError(f"{path}: float {value!r} is not allowed; use Decimal or a string", field=path)
+        raise _refuse(path, f"float {value!r} is not allowed; use Decimal or a string")
     if isinstance(value, datetime):
-        return canonical_datetime(value, path)
+        return _datetime(value, path)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Mapping):
         return _lower_mapping(value, path)
     if isinstance(value, list | tuple):
-        return [_lower(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    if isinstance(value, msgspec.Struct | enum.Enum | uuid.UUID):
+        return [_lower(item, (path, index)) for index, item in enumerate(value)]
+    if isinstance(value, msgspec.Struct | uuid.UUID):
         lowered = msgspec.to_builtins(value, builtin_types=(Decimal, datetime, date), order="deterministic")
         return _lower(lowered, path)
-    raise AuditFormatError(f"{path}: {type(value).__name__} cannot be encoded as canonical JSON", field=path)
+    raise _refuse(path, f"{type(value).__name__} cannot be encoded as canonical JSON")
 
 
-def _lower_mapping(value: Mapping[Any, Any], path: str) -> dict[str, Any]:
-    for key in value:
+def _lower_mapping(value: Mapping[Any, Any], path: _Path) -> dict[str, Any]:
+    keys = list(value)
+    for key in keys:
         if not isinstance(key, str):
-            raise AuditFormatError(f"{path}: object key {key!r} is not a string", field=path)
-    ordered = sorted(value, key=_utf16_key)
-    return {key: _lower(value[key], f"{path}.{key}") for key in ordered}
+            raise _refuse(path, f"object key {key!r} is not a string")
+    # ASCII keys (nearly always) sort the same by code point as by UTF-16 code unit.
+    if all(key.isascii() for key in keys):
+        ordered = sorted(keys)
+    else:
+        ordered = sorted((_text(key, path) for key in keys), key=_utf16_key)
+    return {str.__str__(key): _lower(value[key], (path, key)) for key in ordered}
+
+
+def encode_lowered(tree: Any) -> bytes:
+    """Encode a tree that is already canonical (from :func:`canonical_tree`) without walking it again."""
+    return _ENCODER.encode(tree).encode("utf-8")
 
 
 def canonical_tree(value: Any, path: str = "value") -> Any:

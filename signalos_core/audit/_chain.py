@@ -15,7 +15,7 @@ from datetime import datetime
 import msgspec
 
 from signalos_core._errors import AuditFormatError
-from signalos_core.audit._canonical import canonical_json
+from signalos_core.audit._canonical import canonical_datetime, canonical_json
 from signalos_core.audit._record import FORMAT_VERSION, GENESIS_HASH, AuditEntry, AuditRecord, HashAlgorithm
 
 __all__ = ["ChainHead", "compute_hash", "seal"]
@@ -38,7 +38,7 @@ def compute_hash(record: AuditRecord, key: bytes | None = None) -> str:
         prefix = record.prev_hash.encode("ascii")
     except UnicodeEncodeError as exc:
         raise AuditFormatError("prev_hash: not ASCII", field="prev_hash") from exc
-    message = prefix + canonical_json(record.body(), "record")
+    message = prefix + canonical_json(record.unhashed_fields(), "record")
     if record.hash_alg == HashAlgorithm.HMAC_SHA256:
         if key is None:
             raise AuditFormatError("record is HMAC-keyed; a key is needed to verify it", field="hash_alg")
@@ -61,7 +61,8 @@ def seal(
         raise AuditFormatError("sequence: must be >= 0", field="sequence")
     if sequence == 0 and prev_hash != GENESIS_HASH:
         raise AuditFormatError("sequence 0 must follow the genesis hash", field="prev_hash")
-    when = entry.recorded_at or recorded_at
+    # Normalise the time to canonical UTC now so the sealed object equals what any store reads back.
+    when = datetime.fromisoformat(canonical_datetime(entry.recorded_at or recorded_at, "recorded_at"))
     draft = AuditRecord(
         format=FORMAT_VERSION,
         chain_id=entry.chain_id,
@@ -84,6 +85,4 @@ def seal(
         prev_hash=prev_hash,
         hash="",
     )
-    # Normalise the time to UTC now so the stored object equals what a store would read back.
-    draft = msgspec.structs.replace(draft, recorded_at=datetime.fromisoformat(draft.body()["recorded_at"]))
     return msgspec.structs.replace(draft, hash=compute_hash(draft, key))

@@ -9,6 +9,7 @@ the previous record's hash and its own hash. Both are frozen msgspec Structs; ev
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import msgspec
 
 from signalos_core._errors import AuditFormatError
-from signalos_core.audit._canonical import canonical_tree, sha256_hex
+from signalos_core.audit._canonical import canonical_tree, encode_lowered
 
 __all__ = [
     "DEFAULT_CHAIN",
@@ -117,7 +118,7 @@ class AuditEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
                 raise AuditFormatError("input_digest: must be 64 lower-case hex digits", field="input_digest")
             return
         tree = canonical_tree(self.input, "input")
-        digest = sha256_hex(tree, "input")
+        digest = hashlib.sha256(encode_lowered(tree)).hexdigest()
         if self.input_digest is not None and self.input_digest != digest:
             raise AuditFormatError("input_digest does not match the input", field="input_digest")
         msgspec.structs.force_setattr(self, "input", tree)
@@ -172,10 +173,14 @@ class AuditRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 
     def body(self) -> dict[str, Any]:
         """The hashed content: every field except ``hash``, as a canonical tree."""
+        tree: dict[str, Any] = canonical_tree(self.unhashed_fields(), "record")
+        return tree
+
+    def unhashed_fields(self) -> dict[str, Any]:
+        """Every field except ``hash`` as Python values (not yet canonical)."""
         fields = msgspec.structs.asdict(self)
         del fields["hash"]
-        tree: dict[str, Any] = canonical_tree(fields, "record")
-        return tree
+        return fields
 
     def to_json_dict(self) -> dict[str, Any]:
         """Every field including ``hash``, as a canonical tree (the JSON-lines export line)."""

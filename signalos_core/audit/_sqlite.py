@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from signalos_core._errors import AuditStoreError
-from signalos_core.audit._canonical import canonical_datetime, canonical_json
+from signalos_core.audit._canonical import canonical_datetime, encode_lowered
 from signalos_core.audit._chain import ChainHead, seal
 from signalos_core.audit._record import GENESIS_HASH, AuditEntry, AuditRecord
 from signalos_core.audit._store import AuditPage, AuditQuery, Clock, utc_now
@@ -83,12 +83,14 @@ def is_sqlite_file(path: str | Path) -> bool:
 
 
 def _to_row(record: AuditRecord) -> list[Any]:
-    tree = record.to_json_dict()
+    """Column values of a freshly sealed record (its JSON fields are canonical trees already)."""
     row: list[Any] = []
     for column in _COLUMNS:
-        value = tree[column]
+        value = getattr(record, column)
         if column in _JSON_COLUMNS:
-            value = None if value is None else canonical_json(value).decode("utf-8")
+            value = None if value is None else encode_lowered(value).decode("utf-8")
+        elif column == "recorded_at":
+            value = canonical_datetime(value)
         row.append(value)
     return row
 
@@ -102,7 +104,7 @@ def _from_row(row: sqlite3.Row) -> AuditRecord | UnreadableRecord:
                 value = json.loads(value)
             fields[column] = value
         fields["rules"] = tuple(fields["rules"]) if isinstance(fields["rules"], list) else fields["rules"]
-        return msgspec.convert(fields, AuditRecord, strict=False)
+        return msgspec.convert(fields, AuditRecord)
     except (ValueError, TypeError, msgspec.ValidationError) as exc:
         sequence = row["sequence"] if isinstance(row["sequence"], int) else None
         chain = row["chain_id"] if isinstance(row["chain_id"], str) else None

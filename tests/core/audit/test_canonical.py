@@ -86,6 +86,7 @@ def test_structs_are_lowered_with_renames_and_sorted_sets() -> None:
         ({"raw": b"bytes"}, "input.raw"),
         ({"huge": Decimal("1E+999999999")}, "input.huge"),
         ({"text": "lone \ud800 surrogate"}, "input.text"),
+        ({"x": {"key \udc00": 1}}, "input.x"),
     ],
 )
 def test_refusals_name_the_path(value: object, path: str) -> None:
