@@ -43,7 +43,7 @@ __all__ = ["PluginWorker", "SandboxPolicy", "sandbox_capabilities"]
 _WORKER_FILE = Path(__file__).with_name("_worker.py")
 _BOOTSTRAP = (
     "import importlib.util as u,sys;"
-    "s=u.spec_from_file_location('_signalos_sandbox_worker',sys.argv[1]);"
+    "s=u.spec_from_file_location('signalos_core.plugins._sandboxed_worker',sys.argv[1]);"
     "m=u.module_from_spec(s);sys.modules[s.name]=m;s.loader.exec_module(m);"
     "sys.argv=sys.argv[1:];m.main()"
 )

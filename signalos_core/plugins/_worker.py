@@ -38,7 +38,9 @@ _ERROR_TEXT_LIMIT = 1000
 def _load_sibling(name: str) -> types.ModuleType:
     """Import a sibling module by path, without importing the ``signalos_core.plugins`` package."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_signalos_sandbox_{name.strip('_')}", path)
+    # A name inside the package namespace (so coverage and tracebacks attribute it), but not the real module's:
+    # the host's own ``signalos_core.plugins._protocol`` must never be replaced.
+    spec = importlib.util.spec_from_file_location(f"signalos_core.plugins._sandboxed_{name.strip('_')}", path)
     if spec is None or spec.loader is None:  # pragma: no cover - the file ships with this one
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
@@ -52,6 +54,10 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
 
     A protection the config requires but the kernel lacks raises ``OSError``: the worker fails closed.
     """
+    # Load both confinement modules before any of them applies: after Landlock, this file's folder may be
+    # unreadable (trap 1 of the reference: import everything before locking down).
+    landlock = _load_sibling("_landlock")
+    seccomp = _load_sibling("_seccomp")
     limits = config["limits"]
     memory = int(limits["memory_mb"]) * 1024 * 1024
     cpu = int(limits["cpu_seconds"])
@@ -63,14 +69,12 @@ def lockdown(config: dict[str, Any]) -> dict[str, Any]:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     applied: dict[str, Any] = {"rlimits": True, "landlock_abi": 0, "seccomp": False}
     if config["landlock"]:
-        landlock = _load_sibling("_landlock")
         applied["landlock_abi"] = landlock.restrict_self(
             read_paths=config["read_paths"],
             write_paths=config["write_paths"],
             connect_ports=config["ports"],
         )
     if config["seccomp"]:
-        seccomp = _load_sibling("_seccomp")
         seccomp.apply_filter(allow_network=bool(config["network"]))
         applied["seccomp"] = True
     return applied
