@@ -1,0 +1,1 @@
+"""Plugin marketplace: publishers and signing keys, plugins and versions, ratings, installs and moderation."""
