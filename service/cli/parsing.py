@@ -108,7 +108,7 @@ class _BadInput(click.ClickException):
 @click.option("--price", help="Current market price: decides market/limit/stop and expands shorthand prices.")
 @click.option("--reply-to", "reply_to", help="Text of the message this one replies to.")
 @click.option("--pretty", is_flag=True, help="Indent the JSON output.")
-def parse_cmd(
+def parse_cmd(  # noqa: PLR0917 - click passes every option positionally
     text: str | None,
     jsonl: Path | None,
     template: Path | None,
@@ -127,7 +127,8 @@ def parse_cmd(
         parser = _parser(template, default_symbol)
         reference = Decimal(price) if price is not None else None
     except (click.ClickException, InvalidOperation) as exc:
-        raise _BadInput(str(exc.message if isinstance(exc, click.ClickException) else f"invalid --price {price!r}"))
+        message = exc.message if isinstance(exc, click.ClickException) else f"invalid --price {price!r}"
+        raise _BadInput(message) from exc
     indent = 2 if pretty else None
     if jsonl is None:
         if text is None:

@@ -113,7 +113,7 @@ def _norm(value: Any) -> Any:
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value is False or value == [] or value == {}
+    return value is None or value is False or value in ([], {})
 
 
 def _field(label: Mapping[str, Any], field: str) -> Any:

@@ -140,7 +140,7 @@ class _Scanner:
                 return False
         return False
 
-    def _target(self, idx: list[int], k: int) -> tuple[object, int]:
+    def _target(self, idx: list[int], k: int) -> tuple[Decimal | str | None, int]:
         """First target after a label: a price, breakeven, or ``tpN``; skips articles and prepositions."""
         toks = self.toks
         gap = 0

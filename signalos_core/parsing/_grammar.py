@@ -12,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from signalos_core.parsing._lexicon import Lexicon
+from signalos_core.parsing._model import Side
 from signalos_core.parsing._tokens import (
     EMO,
     INDEX,
@@ -44,8 +45,8 @@ class Draft:
         "entry_join",
         "entry_vals",
         "flags",
-        "lot",
         "leverage",
+        "lot",
         "notes",
         "order_type",
         "otype_explicit",
@@ -55,10 +56,10 @@ class Draft:
         "price_unit",
         "quantity",
         "risk",
+        "sentiment_only",
         "side",
         "side_tok",
         "side_word",
-        "sentiment_only",
         "sl",
         "sl_open",
         "sl_pips",
@@ -73,7 +74,7 @@ class Draft:
         self.symbol: str | None = None
         self.symbol_tok: Tok | None = None
         self.own_symbol = False
-        self.side: str | None = None
+        self.side: Side | None = None
         self.side_tok: Tok | None = None
         self.side_word = False
         self.sentiment_only = False
@@ -254,7 +255,7 @@ class _Extractor:
         if self.label is not None and self.label_filled and self.label != "tp":
             self.label = None
 
-    def _word(self, i: int, tok: Tok) -> None:
+    def _word(self, i: int, tok: Tok) -> None:  # noqa: PLR0915 - concept dispatch, ordered by precedence
         c = tok.concepts
         d = self.d
         if tok.sym is not None:
@@ -285,7 +286,7 @@ class _Extractor:
             return
         if "horizon" in c:
             return
-        side = "buy" if "buy" in c else "sell" if "sell" in c else None
+        side: Side | None = "buy" if "buy" in c else "sell" if "sell" in c else None
         if side is not None:
             self._side(i, tok, side)
             return
@@ -356,7 +357,7 @@ class _Extractor:
             return prev.kind == WORD and bool(prev.concepts & {"buy", "sell"})
         return False
 
-    def _side(self, i: int, tok: Tok, side: str) -> None:
+    def _side(self, i: int, tok: Tok, side: Side) -> None:
         d = self.d
         if d.side is not None and d.side_word:
             if d.has_levels() and (self._price_ahead_on_line(i) or side != d.side):
@@ -385,9 +386,8 @@ class _Extractor:
             self.bracket = max(0, self.bracket - (t == "]"))
             return
         if t == "@":
-            if self.label is None or self.label_filled:
-                if not self.d.entry_vals or self.label_filled:
-                    self._open_label("entry", i, None)
+            if (self.label is None and not self.d.entry_vals) or self.label_filled:
+                self._open_label("entry", i, None)
             return
         if t == "=" and i and self.toks[i - 1].kind == WORD and self.toks[i - 1].text in ("q", "qty", "quantity"):
             end = tok.end

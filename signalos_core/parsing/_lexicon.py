@@ -71,8 +71,8 @@ class Lexicon:
                 self._add(words, phrases, entry, concept)
         aliases: dict[str, str] = {}
         self.info: dict[str, SymbolInfo] = {}
-        for canonical, spec in symbol_data["symbols"].items():
-            canonical = str(canonical).upper()
+        for name, spec in symbol_data["symbols"].items():
+            canonical = str(name).upper()
             self.info[canonical] = SymbolInfo(_band(spec.get("band")), _dec(spec.get("pip")))
             for alias in [canonical, *spec.get("aliases", [])]:
                 parts = tuple(normalise_key(p) for p in _SPLIT.split(str(alias).strip()) if p)

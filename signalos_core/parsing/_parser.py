@@ -169,7 +169,7 @@ class SignalParser:
             first = msgspec.structs.replace(first, signals=tuple(results))
         return first
 
-    def _followup(
+    def _followup(  # noqa: PLR0917 - private helper called once, with the whole parse state
         self,
         text: str,
         toks: list[Any],
@@ -212,7 +212,7 @@ class SignalParser:
                 kind=kind,
                 symbol=symbol,
                 side=side,
-                action=primary,  # type: ignore[arg-type]
+                action=primary,
                 actions=tuple(a for a, _, _ in found) if len(found) > 1 else (),
                 context_symbol=context_symbol,
                 reply_to=reply,
@@ -225,7 +225,7 @@ class SignalParser:
     def _finish(self, result: ParseResult) -> ParseResult:
         import msgspec
 
-        needs = result.kind != "noise" and result.kind != "info" and result.confidence < self.confirm_below
+        needs = result.kind not in {"noise", "info"} and result.confidence < self.confirm_below
         if needs != result.needs_confirmation:
             result = msgspec.structs.replace(result, needs_confirmation=needs)
         return result

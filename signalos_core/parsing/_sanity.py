@@ -9,6 +9,7 @@ price from the context; a zone or TP list written as ``105.70-85`` expands from 
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from typing import Any
 
@@ -94,7 +95,7 @@ class _Final:
         if tok is not None:
             self.spans.append(Span(field, tok.start, tok.end, rule))
 
-    def run(self) -> tuple[dict[str, Any], set[str], list[Span]]:
+    def run(self) -> tuple[dict[str, Any], set[str], list[Span]]:  # noqa: PLR0915 - the fields in label order
         d = self.d
         f = self.fields
         f["symbol"] = d.symbol
@@ -242,10 +243,9 @@ class _Final:
                     flags.add("tp_wrong_side")
             elif sl is not None and any((t <= sl) if buy else (t >= sl) for t in tps):
                 flags.add("tp_wrong_side")
-            if sl is not None and low is not None and high is not None:
-                if (sl >= low) if buy else (sl <= high):
-                    flags.add("sl_at_entry" if sl in (low, high) else "sl_wrong_side")
-            steps = [b - a for a, b in zip(tps, tps[1:], strict=False)]
+            if sl is not None and low is not None and high is not None and ((sl >= low) if buy else (sl <= high)):
+                flags.add("sl_at_entry" if sl in (low, high) else "sl_wrong_side")
+            steps = [b - a for a, b in itertools.pairwise(tps)]
             if any((s < 0) if buy else (s > 0) for s in steps):
                 flags.add("tp_unordered")
             if any(s == 0 for s in steps):
@@ -268,7 +268,7 @@ class _Final:
             if median and any(abs(p - median) > median * Decimal("0.3") for p in prices):
                 flags.add("price_implausible")
         if pip and low is not None and high is not None:
-            for slot, price, pips in self.d.pip_notes:
+            for _slot, price, pips in self.d.pip_notes:
                 actual = {abs(price - low) / pip, abs(price - high) / pip}
                 if all(abs(a - pips) > max(Decimal(2), pips / 10) for a in actual):
                     flags.add("pips_annotation_mismatch")

@@ -159,9 +159,7 @@ def parse_number(raw: str) -> tuple[Decimal | None, int, str | None]:
     dots, commas = raw.count("."), raw.count(",")
     flag: str | None = None
     text = raw
-    if dots + commas == 0:
-        pass
-    elif commas == 0 and dots == 1:
+    if dots + commas == 0 or (commas == 0 and dots == 1):
         pass
     elif dots == 0 and commas == 1:
         head, tail = raw.split(",")
@@ -211,11 +209,11 @@ def _word_token(lex: Lexicon, start: int, end: int, text: str, out: list[Tok]) -
             return
     tok = Tok(WORD, start, end, text)
     key = normalise_key(text)
-    concepts = lex.words.get(key)
-    if concepts is not None:
-        tok.concepts = concepts
+    known = lex.words.get(key)
+    if known is not None:
+        tok.concepts = known
     sym, typo = lex.resolve_symbol(key)
-    if sym is None and concepts is None and not text.isalpha():
+    if sym is None and known is None and not text.isalpha():
         m = _TRAIL_DIGITS.match(key)
         if m:
             head = lex.words.get(m.group(1), frozenset())
@@ -345,7 +343,7 @@ def _after_label(toks: list[Tok], i: int) -> bool:
     return False
 
 
-def _classify_numbers(toks: list[Tok], low: str) -> None:
+def _classify_numbers(toks: list[Tok], low: str) -> None:  # noqa: PLR0915 - one ordered rule list reads best flat
     n = len(toks)
     for i, tok in enumerate(toks):
         if tok.kind != NUM or tok.ncls != PRICE:

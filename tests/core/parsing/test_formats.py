@@ -1,0 +1,307 @@
+"""Formats real channels use, on made-up messages (none is from the dev corpus).
+
+Each case gives the text, an optional context and the labelled fields expected (Decimal-compared).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from signalos_core.parsing import ParseContext, ReplyTo, parse
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_norm(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            return Decimal(str(value))
+        except ArithmeticError:
+            return value
+    return value
+
+
+def check(text: str, expected: dict[str, Any], context: ParseContext | None = None) -> dict[str, Any]:
+    got = parse(text, context=context).to_label()
+    for key, want in expected.items():
+        if key == "flags":
+            assert set(want) <= set(got.get("flags", [])), (text, got.get("flags"))
+        elif key == "no_flags":
+            assert not set(want) & set(got.get("flags", [])), (text, got.get("flags"))
+        else:
+            assert _norm(got.get(key)) == _norm(want), (text, key, got.get(key), want)
+    return got
+
+
+OPENS = [
+    (
+        "EURUSD BUY LIMIT 1.0850\nSL 1.0820\nTP1 1.0880\nTP2 1.0910\nTP3 1.0950",
+        {
+            "symbol": "EURUSD",
+            "side": "buy",
+            "order_type": "limit",
+            "order_type_explicit": True,
+            "entry": 1.085,
+            "sl": 1.082,
+            "tp": [1.088, 1.091, 1.095],
+        },
+    ),
+    (
+        "🔥 XAUUSD SELL 2345-2348 🔥\n❌ SL: 2352\n✅ TP1: 2340\n✅ TP2: 2335",
+        {"symbol": "XAUUSD", "side": "sell", "entry": [2345, 2348], "sl": 2352, "tp": [2340, 2335]},
+    ),
+    (
+        "#BTCUSDT LONG\nEntry: 64000 - 63500\nTargets: 65000, 66000, 67500\nStop: 62800\nLeverage: 10x",
+        {
+            "symbol": "BTCUSDT",
+            "side": "buy",
+            "entry": [63500, 64000],
+            "sl": 62800,
+            "tp": [65000, 66000, 67500],
+            "leverage": 10,
+        },
+    ),
+    (
+        "$SOL short entry 145.5 tp 140/137/132 sl 149 lev 20x",
+        {"symbol": "SOLUSDT", "side": "sell", "entry": 145.5, "sl": 149, "tp": [140, 137, 132], "leverage": 20},
+    ),
+    (
+        "Sell USDJPY @ 151.20 SL 151.80 TP 150.50 lot 0.05",
+        {"symbol": "USDJPY", "entry": 151.2, "sl": 151.8, "tp": [150.5], "lot": 0.05},
+    ),
+    ("XAUUSDm BUY @ 2310.5\nSL 2305\nTP 2315 / 2320 / 2330", {"symbol": "XAUUSD", "tp": [2315, 2320, 2330]}),
+    (
+        "EURUSD.pro sell stop 1.0800 sl 1.0830 tp 1.0750",
+        {"symbol": "EURUSD", "order_type": "stop", "order_type_explicit": True, "entry": 1.08},
+    ),
+    (
+        "Compra oro ahora 2330\nSL 2322\nTP 2338\nTP 2345",
+        {"symbol": "XAUUSD", "side": "buy", "order_type_explicit": True, "entry": 2330, "tp": [2338, 2345]},
+    ),
+    (
+        "Venta EURUSD 1,0850 SL 1,0880 TP 1,0800",
+        {"side": "sell", "entry": 1.085, "sl": 1.088, "tp": [1.08], "flags": ["comma_decimal"]},
+    ),
+    ("Vender ouro agora 2330 stop 2338 alvo 2320", {"symbol": "XAUUSD", "side": "sell", "sl": 2338, "tp": [2320]}),
+    ("Купить золото 2330 стоп 2322 тейк 2340", {"symbol": "XAUUSD", "side": "buy", "sl": 2322, "tp": [2340]}),
+    ("خرید طلا ۲۳۳۰ حد ضرر ۲۳۲۲ حد سود ۲۳۴۰", {"symbol": "XAUUSD", "side": "buy", "entry": 2330, "sl": 2322}),
+    ("Kaufe DAX 18200 SL 18100 Ziel 18400", {"symbol": "GER40", "side": "buy", "tp": [18400]}),
+    ("ＸＡＵＵＳＤ ＳＥＬＬ ２３５０ ＳＬ ２３６０ ＴＰ ２３４０", {"symbol": "XAUUSD", "side": "sell", "entry": 2350}),
+    ("US30 buy 39000 sl 38800 tp 39300 tp 39600", {"symbol": "US30", "tp": [39300, 39600]}),
+    ("GOLD SELL NOW\nEntry 2350\nSL 2355\nTP 2345\nTP 2340\n\nUse 1% risk", {"risk_percent": 1, "sl": 2355}),
+    (
+        "Gold buy 2301-05\nsl 2295\ntp 2310-15-20",
+        {"entry": [2301, 2305], "tp": [2310, 2315, 2320], "flags": ["shorthand_prices"]},
+    ),
+    ("XAU/USD BUY @ 2,330.50 SL 2,320.00 TP 2,345.00", {"symbol": "XAUUSD", "entry": 2330.5, "sl": 2320}),
+    ("🟢 BUY GBPJPY 191.50\n🔴 SL 190.80\n🎯 TP 192.50", {"symbol": "GBPJPY", "sl": 190.8, "tp": [192.5]}),
+    (
+        "New signal 📊\nPair: AUDUSD\nAction: SELL\nEntry: 0.6650\nStop Loss: 0.6690\nTake Profit 1: 0.6610\n"
+        "Take Profit 2: 0.6570",
+        {"symbol": "AUDUSD", "side": "sell", "sl": 0.669, "tp": [0.661, 0.657]},
+    ),
+    (
+        "ETH/USDT buy zone 3100-3150 targets 3200 3300 3400 stop 3000",
+        {"symbol": "ETHUSDT", "entry": [3100, 3150], "tp": [3200, 3300, 3400], "sl": 3000},
+    ),
+    ("Buy gold at 2330. Stop loss 2320. Take profit 2350.", {"entry": 2330, "sl": 2320, "tp": [2350]}),
+    (
+        "Signal #45 🔥\nGBPUSD SELL\nEntry: 1.27500\nSL: 1.27900\nTP1: 1.27100\nTP2: 1.26700\nRisk 2%",
+        {"entry": 1.275, "tp": [1.271, 1.267], "risk_percent": 2},
+    ),
+    ("XAUUSD\nBUY 2330/2328\nSL 2320\nTP 2335/2340/2350", {"entry": [2328, 2330], "tp": [2335, 2340, 2350]}),
+    ("Apertura: compramos oro en 2330, stop 2322, objetivo 2345", {"side": "buy", "entry": 2330, "tp": [2345]}),
+    ("EURUSD buy now SL 20 pips TP 40 pips", {"entry": None, "sl": None, "sl_pips": 20, "tp_pips": [40]}),
+    ("XAUUSD BUY\nTP1 2340\nTP2 2345\nSL 2325", {"entry": None, "order_type": "market", "sl": 2325}),
+    ("AUDCAD Buy 0.9050\nTP: 0.9100\nSL: 0.9000\n\n*Not financial advice*", {"no_flags": ["advice"]}),
+    (
+        "Sell limit GBPCHF at 1.1450 & 1.1500\nSL 1.1560\nTP 1.1380",
+        {"order_type": "limit", "entry": [1.145, 1.15], "entries": [1.145, 1.15], "flags": ["multi_entry"]},
+    ),
+    ("NZDUSD sell 0.6050\nTP 0.6000\nTP open\nSL 0.6090", {"tp": [0.6], "tp_open": True}),
+    ("buy BTCUSD sl=60000 tp=70000 q=0.5", {"symbol": "BTCUSD", "sl": 60000, "tp": [70000], "quantity": "0.5"}),
+    (
+        "EURGBP\nSELL\n@0.8560\nSL 0.8600\nTP 0.8500 (60 pips)",
+        {"entry": 0.856, "no_flags": ["pips_annotation_mismatch"]},
+    ),
+    ("EURGBP SELL 0.8560 SL 0.8600 (70 pips) TP 0.8500", {"flags": ["pips_annotation_mismatch"]}),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), OPENS)
+def test_open_formats(text: str, expected: dict[str, Any]) -> None:
+    got = check(text, expected)
+    assert got["kind"] == "open", got
+
+
+FOLLOW_UPS = [
+    ("SL to breakeven", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
+    ("Move SL to entry", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
+    ("move sl to 1.0840", "modify", {"action": {"action": "move_sl", "to": 1.084}}),
+    ("Set TP2 to 2360", "modify", {"action": {"action": "modify_tp", "tp_index": 2, "to": 2360}}),
+    ("New TP 2365", "modify", {"action": {"action": "modify_tp", "tp_index": None, "to": 2365}}),
+    ("Close half now", "close", {"action": {"action": "close_partial", "fraction": 0.5}}),
+    ("Close all trades", "close", {"action": {"action": "close_all"}}),
+    (
+        "Cerrar la mitad y mover SL a entrada",
+        "modify",
+        {"actions": [{"action": "close_partial", "fraction": 0.5}, {"action": "move_sl", "to": "breakeven"}]},
+    ),
+    (
+        "Fechem metade e coloquem o stop no ponto de entrada",
+        "modify",
+        {"action": {"action": "move_sl", "to": "breakeven"}},
+    ),
+    ("Закрываем половину, стоп в безубыток", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
+    ("Cerramos EURUSD", "close", {"action": {"action": "close", "target": "EURUSD"}, "symbol": "EURUSD"}),
+    (
+        "Close GBPUSD sell and EURUSD buy",
+        "close",
+        {
+            "actions": [
+                {"action": "close", "target": "GBPUSD", "side_filter": "sell"},
+                {"action": "close", "target": "EURUSD", "side_filter": "buy"},
+            ],
+            "side": "sell",
+        },
+    ),
+    ("Cancel the EURUSD buy limit", "cancel", {"action": {"action": "cancel", "target": "EURUSD"}}),
+    ("TP1 hit ✅ +30 pips", "info", {"action": {"action": "tp_hit", "tp_index": 1}}),
+    (
+        "tp2 reached, close 50% and move stop to entry",
+        "modify",
+        {
+            "actions": [
+                {"action": "tp_hit", "tp_index": 2},
+                {"action": "close_partial", "fraction": 0.5},
+                {"action": "move_sl", "to": "breakeven"},
+            ]
+        },
+    ),
+    ("SL hit ❌", "info", {"action": {"action": "sl_hit"}}),
+    ("Stopped out on GBPJPY -40 pips", "info", {"action": {"action": "sl_hit"}, "symbol": "GBPJPY"}),
+    ("Buy limit activated ✅", "info", {"action": {"action": "entry_triggered"}}),
+    ("Hold your positions, don't close yet", "info", {"action": {"action": "hold"}}),
+    ("Otra vez +35 pips ✅", "info", {"action": {"action": "profit_report", "pips": 35}}),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "expected"), FOLLOW_UPS)
+def test_follow_ups(text: str, kind: str, expected: dict[str, Any]) -> None:
+    got = check(text, expected)
+    assert got["kind"] == kind, got
+
+
+NOISE = [
+    "Good morning traders! Market is volatile today, trade safe.",
+    "Our VIP results this week: +540 pips 🚀 Join now!",
+    "Meeting at 14:30 GMT tomorrow, 2024-05-12. Don't miss it!",
+    "Deposit $500 and get 50% bonus! Contact @admin",
+    "Gold is looking bullish, I expect 2400 next week",
+    "Gold update: price now 2345, we are waiting for a better entry",
+    "📊 Weekly recap: 12 wins, 3 losses, +1250 pips",
+    "I'll let you know when to close",
+    "",
+    "🚀🚀🚀",
+]
+
+
+@pytest.mark.parametrize("text", NOISE)
+def test_noise_is_never_an_order(text: str) -> None:
+    result = parse(text)
+    assert not result.is_order(), result.to_label()
+    assert not result.needs_confirmation
+
+
+def test_reply_resolves_symbol() -> None:
+    reply = ReplyTo(text="EURUSD BUY 1.0850 SL 1.0820 TP 1.0900", message_id="77")
+    got = check(
+        "close",
+        {"action": {"action": "close", "target": "reply"}, "context_symbol": "EURUSD"},
+        ParseContext(reply_to=reply),
+    )
+    assert got["kind"] == "close"
+    assert parse("close", context=ParseContext(reply_to=reply)).reply_to == reply
+
+
+def test_default_symbol_makes_a_bare_order_and_fills_context_symbol() -> None:
+    ctx = ParseContext(default_symbol="XAUUSD")
+    check("BUY NOW", {"kind": "open", "symbol": None, "context_symbol": "XAUUSD", "flags": ["missing_symbol"]}, ctx)
+    check("Cerramos todo", {"kind": "close", "context_symbol": "XAUUSD"}, ctx)
+    assert parse("BUY NOW").kind == "noise"
+
+
+def test_order_type_from_current_price() -> None:
+    below = ParseContext(current_price=Decimal("2340"))
+    check("GOLD BUY 2330 SL 2320 TP 2350", {"order_type": "limit", "order_type_explicit": False}, below)
+    check("GOLD BUY 2350 SL 2320 TP 2370", {"order_type": "stop"}, below)
+    check("GOLD SELL 2335-2345 SL 2350 TP 2320", {"order_type": "market"}, below)
+    check("GOLD BUY LIMIT 2350 SL 2320 TP 2370", {"order_type": "limit", "order_type_explicit": True}, below)
+
+
+def test_pips_converted_only_with_a_reference() -> None:
+    text = "EURUSD buy now SL 20 pips TP 40 pips"
+    check(text, {"sl": None, "tp": []})
+    got = check(
+        text,
+        {"sl": 1.098, "tp": [1.104], "sl_pips": 20, "flags": ["converted_from_pips"]},
+        ParseContext(current_price=Decimal("1.1000")),
+    )
+    assert got["kind"] == "open"
+
+
+def test_shorthand_only_needs_a_reference_price() -> None:
+    text = "طلا\n56 و 60 فروش\nاستاپ 63\nتی پی 52 ، 48"
+    check(
+        text,
+        {
+            "entry": None,
+            "entry_shorthand": [56, 60],
+            "sl_shorthand": 63,
+            "tp_shorthand": [52, 48],
+            "order_type": None,
+            "needs_confirmation": True,
+            "flags": ["shorthand_prices"],
+        },
+    )
+    check(text, {"entry": [2356, 2360], "sl": 2363, "tp": [2352, 2348]}, ParseContext(current_price=Decimal("2351")))
+
+
+def test_several_orders_in_one_message() -> None:
+    result = parse("EURUSD BUY 1.0850 SL 1.0820 TP 1.0900\nGBPUSD SELL 1.2700 SL 1.2740 TP 1.2650")
+    assert [s.symbol for s in result.signals] == ["EURUSD", "GBPUSD"]
+    assert [s.side for s in result.signals] == ["buy", "sell"]
+    assert result.symbol == "EURUSD"
+    assert "multi_order" in result.flags
+    shared = parse("Buy EURUSD 1.0850 and GBPUSD 1.2700\nSL 30 pips TP 60 pips")
+    assert [(s.symbol, s.side, s.sl_pips) for s in shared.signals] == [
+        ("EURUSD", "buy", Decimal(30)),
+        ("GBPUSD", "buy", Decimal(30)),
+    ]
+
+
+def test_compound_order_with_followup_text_keeps_its_levels() -> None:
+    check(
+        "EURUSD sell limit 1.1050 sl 1.1080 tp 1.1000 tp 1.0950\n\nMove SL to BE after TP1",
+        {"kind": "open", "sl": 1.108, "tp": [1.1, 1.095], "flags": ["contains_followup_text"]},
+    )
+    check("NEW TRADE: XAUUSD BUY 2350 SL 2340 TP 2360", {"kind": "open", "sl": 2340, "tp": [2360]})
+
+
+def test_spans_point_at_the_values() -> None:
+    text = "Gold buy now 2338-2335\nsl:2330.5\ntp:2346.00"
+    result = parse(text)
+    for field, raw in (("sl", "2330.5"), ("tp[0]", "2346.00"), ("entry[0]", "2338"), ("symbol", "Gold")):
+        span = result.span(field)
+        assert span is not None, field
+        assert text[span.start : span.end] == raw, field
+    assert result.span("nope") is None
+    persian = "خرید طلا ۲۳۳۰ حد ضرر ۲۳۲۲"
+    span = parse(persian).span("sl")
+    assert span is not None
+    assert persian[span.start : span.end] == "۲۳۲۲"

@@ -1,0 +1,113 @@
+"""Property tests: the parser never crashes or hangs, and ignores noise a human would ignore."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signalos_core.parsing import MAX_TEXT_CHARS, parse
+
+SIGNALS = [
+    "GOLD BUY NOW 2350 SL 2340 TP 2360 TP 2370",
+    "EURUSD sell limit 1.0850\nsl 1.0880\ntp1 1.0820\ntp2 1.0790",
+    "Venta GBPJPY 191.50 SL 192.10 TP 190.80 TP 190.20",
+    "USDJPY buy @ 151.20 - 151.00\nStop loss: 150.70\nTake profit: 151.80 / 152.30",
+    "Move SL to breakeven",
+    "Close half now",
+    "Cerramos todo",
+    "TP2 hit",
+    "Good morning everyone, have a nice weekend",
+]
+EMOJI = ["🔥", "🚀", "✅", "💰", "📈", "👉", "⭐️", "🙏"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=400))
+def test_never_crashes_on_arbitrary_unicode(text: str) -> None:
+    result = parse(text)
+    assert 0.0 <= result.confidence <= 1.0
+    for span in result.spans:
+        assert 0 <= span.start <= span.end <= len(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789.,-/ :@\nTPSLtpslbuy"), max_size=600))
+def test_never_crashes_on_number_soup(text: str) -> None:
+    parse(text)
+
+
+def _time(text: str) -> float:
+    start = time.perf_counter()
+    parse(text)
+    return time.perf_counter() - start
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            "1" * 50,
+            "a1" * 40,
+            "1." * 40,
+            "tp " * 30,
+            "- " * 40,
+            "🔥" * 40,
+            "buy 1 " * 20,
+            "x/" * 40,
+            ":a" * 40,
+            "#" * 50,
+        ]
+    )
+)
+def test_time_grows_linearly(unit: str) -> None:
+    """Pathological repetitions must not explode (no catastrophic regex backtracking)."""
+    small = min(_time(unit * 2) for _ in range(3))
+    large = min(_time(unit * 40) for _ in range(3))
+    assert large < max(small, 1e-4) * 80 + 0.05, (small, large)
+
+
+def test_huge_input_is_bounded() -> None:
+    start = time.perf_counter()
+    result = parse("GOLD BUY 2350 SL 2340 TP 2360 " * 5000)
+    assert time.perf_counter() - start < 5
+    assert result.kind == "open"
+    assert all(span.end <= MAX_TEXT_CHARS for span in result.spans)
+
+
+def _label(text: str) -> dict[str, object]:
+    out = parse(text).to_label()
+    out.pop("confidence")  # noise changes nothing the human reads; spans move, values must not
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sampled_from(SIGNALS),
+    st.lists(st.sampled_from(["  ", "\t", " \u00a0", "\u2009 ", "   \t "]), min_size=1, max_size=5),
+    st.integers(min_value=0, max_value=10_000),
+)
+def test_whitespace_noise_does_not_change_the_result(text: str, pads: list[str], seed: int) -> None:
+    words = text.split(" ")
+    noisy = words[0]
+    for k, word in enumerate(words[1:]):
+        noisy += (pads[(seed + k) % len(pads)] if (seed >> k) & 1 else " ") + word
+    # blank lines between lines and padding around them are noise too; breaking a line is not
+    noisy = "  " + noisy.replace("\n", " \n\n ") + "\n\n"
+    assert _label(noisy) == _label(text)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(SIGNALS), st.integers(min_value=0, max_value=2**20))
+def test_case_noise_does_not_change_the_result(text: str, mask: int) -> None:
+    noisy = "".join(c.upper() if (mask >> (k % 20)) & 1 else c.lower() for k, c in enumerate(text))
+    assert _label(noisy) == _label(text)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(SIGNALS), st.lists(st.sampled_from(EMOJI), min_size=1, max_size=4))
+def test_emoji_decoration_does_not_change_the_result(text: str, emoji: list[str]) -> None:
+    lines = text.split("\n")
+    noisy = "\n".join(f"{emoji[k % len(emoji)]} {line} {emoji[(k + 1) % len(emoji)]}" for k, line in enumerate(lines))
+    assert _label(noisy) == _label(text)
