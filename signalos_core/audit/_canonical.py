@@ -39,7 +39,6 @@ from signalos_core._errors import AuditFormatError
 
 __all__ = [
     "canonical_datetime",
-    "canonical_decimal",
     "canonical_json",
     "canonical_tree",
     "encode_lowered",
@@ -89,11 +88,6 @@ def _decimal(value: Decimal, path: _Path) -> str:
         whole, fraction = digits[:exponent], digits[exponent:].rstrip("0")
     whole = whole.lstrip("0") or "0"
     return ("-" if sign else "") + whole + ("." + fraction if fraction else "")
-
-
-def canonical_decimal(value: Decimal, path: str = "value") -> str:
-    """Return the canonical string of a finite Decimal (positional notation, no trailing fractional zeros)."""
-    return _decimal(value, path)
 
 
 def _datetime(value: datetime, path: _Path) -> str:
@@ -148,9 +142,7 @@ def _lower_other(value: Any, path: _Path) -> Any:
         return _lower(value.value, path)
     if isinstance(value, str):
         return _text(str.__str__(value), path)
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
+    if isinstance(value, int):  # bool cannot be subclassed, so this is an int subclass
         return _lower(int(value), path)
     if isinstance(value, Decimal):
         return _decimal(value, path)

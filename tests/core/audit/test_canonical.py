@@ -139,3 +139,39 @@ def test_equal_decimal_values_encode_equally_whatever_their_scale(value: Decimal
     assert rescaled == value
     assert canonical_json(rescaled) == canonical_json(value)
     assert Decimal(json.loads(canonical_json(value))) == value
+
+
+class Text(str):
+    pass
+
+
+class Count(int):
+    pass
+
+
+class Amount(Decimal):
+    pass
+
+
+class Items(list[object]):
+    pass
+
+
+def test_subclasses_and_other_mappings_encode_like_their_base() -> None:
+    from collections import OrderedDict
+    from types import MappingProxyType
+
+    value = {
+        "text": Text("x"),
+        "count": Count(3),
+        "amount": Amount("1.50"),
+        "items": Items([1]),
+        "mapping": MappingProxyType({"b": 1, "a": 2}),
+        "ordered": OrderedDict([("z", 1), ("y", 2)]),
+        Text("key"): True,
+    }
+    assert canonical_json(value) == (
+        b'{"amount":"1.5","count":3,"items":[1],"key":true,"mapping":{"a":2,"b":1},"ordered":{"y":2,"z":1},"text":"x"}'
+    )
+    with pytest.raises(AuditFormatError, match=r"input\.big"):
+        canonical_json({"big": Count(2**60)}, "input")

@@ -87,6 +87,7 @@ def test_entry_time_wins_over_the_store_clock() -> None:
     [
         ({"kind": "Decision"}, "kind"),
         ({"kind": "decision", "chain_id": " "}, "chain_id"),
+        ({"kind": "decision", "chain_id": None}, "chain_id"),
         ({"kind": "decision", "account_id": ""}, "account_id"),
         ({"kind": "decision", "outcome": 3}, "outcome"),
         ({"kind": "decision", "actor": 3}, "actor"),

@@ -266,3 +266,22 @@ def test_entry_validation_happens_before_the_transaction(db: Path) -> None:
         with pytest.raises(ValueError, match="kind"):
             store.append(AuditEntry(kind="Bad Kind"))
         assert not store._conn.in_transaction
+
+
+def test_database_error_inside_an_append_rolls_back(db: Path) -> None:
+    # Someone moved the head back: the next sequence number collides with a stored record (UNIQUE constraint).
+    tamper(db, "UPDATE audit_heads SET sequence = 2")
+    with SQLiteAuditStore(db) as store:
+        with pytest.raises(AuditStoreError, match="UNIQUE"):
+            store.append(make_entry())
+        assert not store._conn.in_transaction
+
+
+def test_query_refuses_to_return_an_unreadable_row(db: Path) -> None:
+    tamper(db, "UPDATE audit_records SET recorded_at = 'yesterday' WHERE sequence = 3")
+    from signalos_core.audit import AuditQuery
+
+    with SQLiteAuditStore(db, readonly=True) as store:
+        assert len(store.query(AuditQuery(limit=3)).items) == 3
+        with pytest.raises(AuditStoreError, match="row id 4 is unreadable"):
+            store.query(AuditQuery())

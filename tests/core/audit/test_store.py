@@ -123,3 +123,8 @@ def test_keyed_store_verifies_only_with_its_key() -> None:
     assert verify_store(store, "c", key=key)[0].ok
     with pytest.raises(AuditFormatError):
         verify_store(store, "c")
+
+
+def test_iter_query_follows_every_page(store: AuditStore) -> None:
+    fill(store, 7)
+    assert len(list(iter_query(store, AuditQuery(limit=2)))) == 7

@@ -283,3 +283,15 @@ def test_any_single_mutation_is_detected_and_located(case: tuple[list[AuditRecor
     if mutation in ("edit", "delete", "swap", "move"):
         # these leave no collateral damage: every issue points at the mutated positions
         assert all(issue.position in where for issue in report.issues), (mutation, where, report.issues)
+
+
+def test_records_before_the_segment_start_are_inserted() -> None:
+    records, head = build(4)
+    report = verify([records[0], *records[2:]], start_sequence=2, start_prev_hash=records[1].hash, anchor=head)
+    assert ("inserted", 0) in kinds_at(report)
+
+
+def test_non_ascii_prev_hash_is_an_edit() -> None:
+    records, _ = build(2)
+    records[1] = msgspec.structs.replace(records[1], prev_hash="é" * 64)
+    assert kinds_at(verify(records)) == [("edited", 1)]
