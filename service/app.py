@@ -32,6 +32,7 @@ from service.security.passwords import PasswordService
 from service.security.tokens import build_jwt_auth
 from service.settings import Settings
 from service.system.controllers import health, problem_type, ready
+from service.twofactor.controllers import ContactController, MfaLoginController, TwoFactorController
 
 __all__ = ["ROUTE_HANDLERS", "create_app"]
 
@@ -42,6 +43,9 @@ ROUTE_HANDLERS: list[Any] = [
     AuthController,
     MeController,
     AdminController,
+    MfaLoginController,
+    TwoFactorController,
+    ContactController,
 ]
 
 

@@ -30,6 +30,8 @@ from service.accounts.services import AccountService, ClientInfo, NewSession
 from service.security.guards import authenticated, current_user, platform_admin_only
 from service.security.tokens import AccessToken, CurrentUser, issue_access_token
 from service.settings import Settings
+from service.twofactor.schemas import MfaChallengeOut
+from service.twofactor.services import SecondFactor, TwoFactorService, provide_twofactor_service
 
 __all__ = ["AdminController", "AuthController", "MeController", "client_info", "provide_account_service", "token_pair"]
 
@@ -74,7 +76,7 @@ class AuthController(Controller):
 
     path = "/api/auth"
     tags = ["auth"]
-    dependencies = {"accounts": Provide(provide_account_service)}
+    dependencies = {"accounts": Provide(provide_account_service), "twofactor": Provide(provide_twofactor_service)}
 
     @post("/register", summary="Register a trader account", description="Public.")
     async def register(self, accounts: NamedDependency[AccountService], data: JSONBody[RegisterIn]) -> UserOut:
@@ -83,11 +85,24 @@ class AuthController(Controller):
 
     @post("/login", status_code=HTTP_200_OK, summary="Log in with email and password", description="Public.")
     async def login(
-        self, accounts: NamedDependency[AccountService], request: Request[Any, Any, Any], data: JSONBody[LoginIn]
-    ) -> TokenPair:
-        """Exchange credentials for an access and a refresh token. Errors never say which part was wrong."""
+        self,
+        accounts: NamedDependency[AccountService],
+        twofactor: NamedDependency[TwoFactorService],
+        request: Request[Any, Any, Any],
+        data: JSONBody[LoginIn],
+    ) -> TokenPair | MfaChallengeOut:
+        """Exchange credentials for an access and a refresh token. Errors never say which part was wrong.
+
+        A user with two-factor authentication gets ``mfa_required: true`` and a short-lived ``mfa_token``
+        instead, to finish at POST /api/auth/2fa/verify.
+        """
         client = client_info(request)
         user = await accounts.authenticate(data.email, data.password, client)
+        if await twofactor.enrolled(user.id):
+            challenge = await twofactor.begin_login(user, client, data.device)
+            return MfaChallengeOut(
+                mfa_token=challenge.token, expires_in=challenge.expires_in, methods=challenge.methods
+            )
         return token_pair(request, await accounts.start_session(user, client, device=data.device))
 
     @post(
@@ -112,11 +127,16 @@ class AuthController(Controller):
     async def change_password(
         self,
         accounts: NamedDependency[AccountService],
+        twofactor: NamedDependency[TwoFactorService],
         request: Request[Any, Any, Any],
         data: JSONBody[ChangePasswordIn],
     ) -> None:
-        """Change the password (current one required); every other session is revoked."""
+        """Change the password (current one required); every other session is revoked.
+
+        With 2FA enabled this also needs a fresh step-up (POST /api/2fa/step-up in the last few minutes).
+        """
         user = current_user(request)
+        await twofactor.require_step_up(user, client_info(request), SecondFactor())
         await accounts.change_password(
             user.id, data.current_password, data.new_password, user.session_id, client_info(request)
         )

@@ -8,5 +8,6 @@ from __future__ import annotations
 from service.accounts import models as accounts_models
 from service.compliance import models as compliance_models
 from service.db.base import metadata
+from service.twofactor import models as twofactor_models
 
-__all__ = ["accounts_models", "compliance_models", "metadata"]
+__all__ = ["accounts_models", "compliance_models", "metadata", "twofactor_models"]

@@ -7,6 +7,7 @@ carry at least one guard from this module (``authenticated`` at minimum).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -23,6 +24,7 @@ __all__ = [
     "authenticated",
     "current_user",
     "firm_admin_or_platform_admin",
+    "no_trading_hold",
     "platform_admin_only",
     "requires_role",
     "second_factor_when_required",
@@ -59,6 +61,13 @@ def second_factor_when_required(connection: ASGIConnection[Any, Any, Any, Any], 
         raise ProblemError("mfa_required")
 
 
+def no_trading_hold(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """After an operator's 2FA reset (recovery without any second factor) trading waits for the hold (403)."""
+    hold = current_user(connection).trading_hold_until
+    if hold is not None and hold > datetime.now(UTC):
+        raise ProblemError("trading_hold", extra={"trading_hold_until": hold.isoformat()})
+
+
 def requires_role(*roles: Role) -> Guard:
     """A guard admitting only users whose role is one of ``roles``."""
     allowed = frozenset(role.value for role in roles)
@@ -72,8 +81,8 @@ def requires_role(*roles: Role) -> Guard:
     return guard
 
 
-GUARD_NAMES: set[str] = {"authenticated", "second_factor_when_required"}
-TRADING_GUARDS: list[Guard] = [authenticated, second_factor_when_required]
+GUARD_NAMES: set[str] = {"authenticated", "second_factor_when_required", "no_trading_hold"}
+TRADING_GUARDS: list[Guard] = [authenticated, second_factor_when_required, no_trading_hold]
 """Guards of trading, compliance, sync and marketplace endpoints."""
 platform_admin_only = requires_role(Role.PLATFORM_ADMIN)
 firm_admin_or_platform_admin = requires_role(Role.FIRM_ADMIN, Role.PLATFORM_ADMIN)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.accounts.models import Firm, Session, User
 from service.settings import Settings
+from service.twofactor.models import MfaState, TotpCredential
 
 __all__ = ["ACCESS_TOKEN_TYPE", "AccessClaims", "AccessToken", "CurrentUser", "build_jwt_auth", "issue_access_token"]
 
@@ -42,6 +43,9 @@ PUBLIC_PATHS = [
     "^/api/auth/register$",
     "^/api/auth/login$",
     "^/api/auth/refresh$",
+    # Finishing a 2FA login: these take the mfa_pending token instead (service/twofactor/pending.py guards them).
+    "^/api/auth/2fa/verify$",
+    "^/api/auth/2fa/send-code$",
 ]
 
 
@@ -84,6 +88,8 @@ class CurrentUser:
     # endpoints: because they enrolled 2FA, or because their firm requires it.
     mfa_enrolled: bool = False
     firm_requires_2fa: bool = False
+    # Set after an operator reset 2FA for a user with no factor left: trading guards refuse until then.
+    trading_hold_until: datetime | None = None
 
 
 def issue_access_token(
@@ -129,16 +135,18 @@ async def _retrieve_user(token: AccessToken, connection: ASGIConnection[Any, Any
     async with _sessionmaker(connection)() as db:
         row = (
             await db.execute(
-                select(User, Session, Firm.require_2fa)
+                select(User, Session, Firm.require_2fa, TotpCredential.enabled_at, MfaState.trading_hold_until)
                 .join(Session, Session.user_id == User.id)
                 .outerjoin(Firm, Firm.id == User.firm_id)
+                .outerjoin(TotpCredential, TotpCredential.user_id == User.id)
+                .outerjoin(MfaState, MfaState.user_id == User.id)
                 .where(User.id == user_id, Session.id == session_id)
             )
         ).first()
         if row is None:
             connection.state[_LOOKUP_STATE_KEY] = False
             return None
-        user, session, firm_requires_2fa = row
+        user, session, firm_requires_2fa, totp_enabled_at, trading_hold_until = row
         token_version_ok = token.tv == user.token_version
         active = (
             session.revoked_at is None
@@ -160,6 +168,8 @@ async def _retrieve_user(token: AccessToken, connection: ASGIConnection[Any, Any
             amr=tuple(token.amr),
             auth_time=datetime.fromtimestamp(token.auth_time, tz=UTC),
             firm_requires_2fa=bool(firm_requires_2fa),
+            mfa_enrolled=totp_enabled_at is not None,
+            trading_hold_until=trading_hold_until,
         )
 
 
