@@ -176,3 +176,28 @@ def promote(db_url: str, user_id: str, role: str, firm_id: str | None = None) ->
             await engine.dispose()
 
     asyncio.run(run())
+
+
+@pytest.fixture
+def live_server(app: Litestar) -> Iterator[str]:
+    """The app served by a real uvicorn on a free loopback port (for CLI and load tests); yields its URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
