@@ -19,6 +19,7 @@ _COMMANDS: dict[str, str] = {
     "db": "service.cli.core:db",
     "users": "service.cli.core:users",
     "secrets": "service.cli.core:secrets_group",
+    "marketplace": "service.cli.marketplace:marketplace",
     "audit": "service.cli.audit:audit",
     "parse": "service.cli.parsing:parse_cmd",
     "parse-eval": "service.cli.parsing:parse_eval_cmd",
