@@ -22,6 +22,7 @@ from __future__ import annotations
 from signalos_core._errors import AuditError, AuditFormatError, AuditIntegrityError, AuditStoreError
 from signalos_core.audit._canonical import canonical_json, canonical_tree, sha256_hex
 from signalos_core.audit._chain import ChainHead, compute_hash, seal
+from signalos_core.audit._columns import RECORD_COLUMNS, record_from_columns, record_to_columns
 from signalos_core.audit._export import CSV_COLUMNS, read_jsonl, write_csv, write_jsonl
 from signalos_core.audit._record import (
     DEFAULT_CHAIN,
@@ -59,6 +60,7 @@ __all__ = [
     "FORMAT_VERSION",
     "GENESIS_HASH",
     "MAX_PAGE_SIZE",
+    "RECORD_COLUMNS",
     "AuditEntry",
     "AuditError",
     "AuditFormatError",
@@ -89,6 +91,8 @@ __all__ = [
     "iter_query",
     "matches",
     "read_jsonl",
+    "record_from_columns",
+    "record_to_columns",
     "replay",
     "seal",
     "sha256_hex",

@@ -10,18 +10,16 @@ anchor: deleting the last records or appending forged ones without also moving t
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from signalos_core._errors import AuditStoreError
-from signalos_core.audit._canonical import canonical_datetime, encode_lowered
+from signalos_core.audit._canonical import canonical_datetime
 from signalos_core.audit._chain import ChainHead, seal
+from signalos_core.audit._columns import RECORD_COLUMNS, record_from_columns, record_to_columns
 from signalos_core.audit._record import GENESIS_HASH, AuditEntry, AuditRecord
 from signalos_core.audit._store import AuditPage, AuditQuery, Clock, utc_now
 from signalos_core.audit._verify import UnreadableRecord
@@ -29,12 +27,6 @@ from signalos_core.audit._verify import UnreadableRecord
 __all__ = ["SQLiteAuditStore", "is_sqlite_file"]
 
 _SCHEMA_VERSION = "1"
-_COLUMNS = (
-    "format", "chain_id", "sequence", "recorded_at", "kind", "account_id", "profile_id", "profile_version",
-    "profile_hash", "backend", "input_digest", "input", "outcome", "rules", "actor", "reason", "details",
-    "hash_alg", "prev_hash", "hash",
-)  # fmt: skip
-_JSON_COLUMNS = frozenset({"input", "rules", "details"})
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,7 +63,7 @@ CREATE TABLE IF NOT EXISTS audit_heads (
 ) STRICT;
 CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 """
-_INSERT = f"INSERT INTO audit_records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"  # noqa: S608 - constants only
+_INSERT = f"INSERT INTO audit_records ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join('?' for _ in RECORD_COLUMNS)})"  # noqa: S608 - constants only
 _SCAN_BATCH = 500
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -82,33 +74,8 @@ def is_sqlite_file(path: str | Path) -> bool:
         return handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
 
 
-def _to_row(record: AuditRecord) -> list[Any]:
-    """Column values of a freshly sealed record (its JSON fields are canonical trees already)."""
-    row: list[Any] = []
-    for column in _COLUMNS:
-        value = getattr(record, column)
-        if column in _JSON_COLUMNS:
-            value = None if value is None else encode_lowered(value).decode("utf-8")
-        elif column == "recorded_at":
-            value = canonical_datetime(value)
-        row.append(value)
-    return row
-
-
 def _from_row(row: sqlite3.Row) -> AuditRecord | UnreadableRecord:
-    fields: dict[str, Any] = {}
-    try:
-        for column in _COLUMNS:
-            value = row[column]
-            if column in _JSON_COLUMNS and value is not None:
-                value = json.loads(value)
-            fields[column] = value
-        fields["rules"] = tuple(fields["rules"]) if isinstance(fields["rules"], list) else fields["rules"]
-        return msgspec.convert(fields, AuditRecord)
-    except (ValueError, TypeError, msgspec.ValidationError) as exc:
-        sequence = row["sequence"] if isinstance(row["sequence"], int) else None
-        chain = row["chain_id"] if isinstance(row["chain_id"], str) else None
-        return UnreadableRecord(error=str(exc), sequence=sequence, chain_id=chain, location=f"row id {row['id']}")
+    return record_from_columns({key: row[key] for key in row.keys()}, location=f"row id {row['id']}")  # noqa: SIM118 - sqlite3.Row has no items()
 
 
 class SQLiteAuditStore:
@@ -199,7 +166,7 @@ class SQLiteAuditStore:
                 ).fetchone()
                 sequence, prev_hash = (row[0] + 1, row[1]) if row else (0, GENESIS_HASH)
                 record = seal(entry, sequence=sequence, prev_hash=prev_hash, recorded_at=self._clock(), key=self._key)
-                self._conn.execute(_INSERT, _to_row(record))
+                self._conn.execute(_INSERT, list(record_to_columns(record).values()))
                 self._conn.execute(
                     "INSERT INTO audit_heads (chain_id, sequence, hash) VALUES (?, ?, ?) "
                     "ON CONFLICT (chain_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash",

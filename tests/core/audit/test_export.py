@@ -96,3 +96,20 @@ def test_csv_export() -> None:
     assert reset["actor"] == "'=HYPERLINK(1)"  # never a live formula in a spreadsheet
     assert reset["reason"] == "'-broker outage"
     assert reset["input"] == ""
+
+
+def test_columns_round_trip_and_mangled_rows() -> None:
+    from signalos_core.audit import RECORD_COLUMNS, record_from_columns, record_to_columns
+
+    record = records(1)[0]
+    row = record_to_columns(record)
+    assert tuple(row) == RECORD_COLUMNS == CSV_COLUMNS
+    assert row["recorded_at"] == "2026-05-12T22:00:00.000000Z"
+    assert json.loads(row["rules"])[0]["rule_id"] == "ftmo.max_loss"
+    assert all(value is None or isinstance(value, str | int) for value in row.values())
+    assert record_from_columns(row) == record
+    missing = {key: value for key, value in row.items() if key != "hash"}
+    broken = record_from_columns(missing, location="row id 9")
+    assert isinstance(broken, UnreadableRecord)
+    assert (broken.sequence, broken.chain_id, broken.location) == (0, "acc-main", "row id 9")
+    assert "KeyError" in broken.error

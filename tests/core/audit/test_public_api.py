@@ -5,12 +5,13 @@ from __future__ import annotations
 from signalos_core import audit
 
 EXPECTED = {
-    "CSV_COLUMNS", "DEFAULT_CHAIN", "FORMAT_VERSION", "GENESIS_HASH", "MAX_PAGE_SIZE",
+    "CSV_COLUMNS", "DEFAULT_CHAIN", "FORMAT_VERSION", "GENESIS_HASH", "MAX_PAGE_SIZE", "RECORD_COLUMNS",
     "AuditEntry", "AuditError", "AuditFormatError", "AuditIntegrityError", "AuditPage", "AuditQuery",
     "AuditRecord", "AuditStore", "AuditStoreError", "ChainHead", "DecisionDiff", "Evaluate", "HashAlgorithm",
     "MemoryAuditStore", "RecordKind", "ReplayIssue", "ReplayReport", "RuleChange", "SQLiteAuditStore",
     "TamperKind", "UnreadableRecord", "VerifyIssue", "VerifyReport",
     "canonical_json", "canonical_tree", "compute_hash", "is_sqlite_file", "iter_query", "matches", "read_jsonl",
+    "record_from_columns", "record_to_columns",
     "replay", "seal", "sha256_hex", "verify", "verify_chains", "verify_store", "write_csv", "write_jsonl",
 }  # fmt: skip
 
