@@ -1,7 +1,9 @@
 """Chain verification: find every edited, deleted, inserted or reordered record and say where.
 
-Records are checked in the order they are given (append order for a store, line order for a file). Four
-independent checks, each naming the position (0-based, in that order) and the sequence number:
+Records are checked in the order they are given (append order for a store, line order for a file). Each
+record is first placed by its links (its ``prev_hash`` names its predecessor), not by the sequence number it
+claims, so one edited number does not look like a deleted and an inserted record. Then four checks, each
+naming the position (0-based, in that order) and the sequence number the stored record carries:
 
 1. content — the recomputed hash differs from the stored one: the record was **edited** after sealing;
 2. duplicates — a second record claims a sequence number: it was **inserted** (the one the next record links to
