@@ -25,6 +25,8 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.stores.memory import MemoryStore
 
 from service.accounts.controllers import AdminController, AuthController, MeController
+from service.compliance import controllers as compliance
+from service.compliance.scheduler import compliance_lifespan
 from service.db.engine import create_engine
 from service.logging import RequestContextMiddleware, configure_logging
 from service.problems import exception_handlers
@@ -43,6 +45,10 @@ ROUTE_HANDLERS: list[Any] = [
     AuthController,
     MeController,
     AdminController,
+    compliance.TradingAccountController,
+    compliance.FirmComplianceController,
+    compliance.PersonalProfileController,
+    compliance.BuiltinProfileController,
     MfaLoginController,
     TwoFactorController,
     ContactController,
@@ -95,7 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[jwt_auth.on_app_init],
         middleware=middleware,
         exception_handlers=exception_handlers,
-        lifespan=[_lifespan],
+        lifespan=[_lifespan, compliance_lifespan],
         stores={"rate_limit": MemoryStore()},
         cors_config=CORSConfig(allow_origins=[]),
         openapi_config=OpenAPIConfig(
