@@ -29,6 +29,7 @@ from service.compliance import controllers as compliance
 from service.compliance.scheduler import compliance_lifespan
 from service.db.engine import create_engine
 from service.logging import RequestContextMiddleware, configure_logging
+from service.onboarding.controllers import OnboardingAdminController, OnboardingController
 from service.problems import exception_handlers
 from service.security.passwords import PasswordService
 from service.security.tokens import build_jwt_auth
@@ -52,6 +53,8 @@ ROUTE_HANDLERS: list[Any] = [
     MfaLoginController,
     TwoFactorController,
     ContactController,
+    OnboardingController,
+    OnboardingAdminController,
 ]
 
 

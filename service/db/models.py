@@ -8,6 +8,7 @@ from __future__ import annotations
 from service.accounts import models as accounts_models
 from service.compliance import models as compliance_models
 from service.db.base import metadata
+from service.onboarding import models as onboarding_models
 from service.twofactor import models as twofactor_models
 
-__all__ = ["accounts_models", "compliance_models", "metadata", "twofactor_models"]
+__all__ = ["accounts_models", "compliance_models", "metadata", "onboarding_models", "twofactor_models"]

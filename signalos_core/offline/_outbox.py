@@ -354,14 +354,14 @@ class Outbox:
         return [self._record(row) for row in rows]
 
     def local_candidates(self, *, after_seq: int = 0, limit: int = 500) -> list[OutboxRecord]:
-        """A page of never-delivered actions the device may decide itself: possibly expired, or with dependencies.
+        """A page of actions the device may decide itself: never delivered and possibly expired, or with dependencies.
 
         The age test runs in SQL (monotonic clock, same boot) so a large healthy queue is not decoded each round.
         """
         with self._errors("reading"):
             rows = self._db.execute(
                 f"SELECT {self._COLUMNS} FROM action WHERE state != 'terminal' AND seq > ?"  # noqa: S608 - constant
-                " AND maybe_delivered = 0 AND (has_deps = 1 OR boot_id != ? OR ? - created_mono > lifetime)"
+                " AND (has_deps = 1 OR (maybe_delivered = 0 AND (boot_id != ? OR ? - created_mono > lifetime)))"
                 " ORDER BY seq LIMIT ?",
                 (after_seq, _BOOT_ID, self._monotonic(), limit),
             ).fetchall()
@@ -424,35 +424,51 @@ class Outbox:
 
         Outcomes for actions that are unknown or already terminal are ignored (pull and push may both carry one).
         """
-        changed = 0
         now = self._clock()
         with self._transaction("recording outcomes", durable=False) as db:
-            for outcome in outcomes:
-                row = db.execute(
-                    "SELECT seq, body FROM action WHERE action_id = ? AND state != 'terminal'",
-                    (str(outcome.action_id),),
-                ).fetchone()
-                if row is None:
-                    continue
-                effective = outcome.effective
-                db.execute(
-                    "UPDATE action SET state = 'terminal', outcome = ?, outcome_body = ? WHERE seq = ?",
-                    (effective.code, msgspec.json.encode(outcome), row[0]),
-                )
-                changed += 1
-                if effective.category != "applied":
+            todo = {str(o.action_id): o for o in self._only_unfinished(db, outcomes)}
+            db.executemany(
+                "UPDATE action SET state = 'terminal', outcome = ?, outcome_body = ? WHERE action_id = ?",
+                [(o.effective.code, msgspec.json.encode(o), key) for key, o in todo.items()],
+            )
+            failed = [key for key, o in todo.items() if o.effective.category != "applied"]
+            for start in range(0, len(failed), 500):
+                chunk = failed[start : start + 500]
+                rows = db.execute(
+                    f"SELECT seq, action_id, body FROM action WHERE action_id IN ({','.join('?' * len(chunk))})",  # noqa: S608 - only placeholders
+                    chunk,
+                ).fetchall()
+                for seq, key, body in rows:
+                    outcome = todo[key]
                     entry = ReportEntry(
-                        action=_action_decoder.decode(row[1]),
-                        code=effective.code,
+                        action=_action_decoder.decode(body),
+                        code=outcome.effective.code,
                         message=outcome.message,
                         facts=dict(outcome.facts),
                         reported_at=now,
                     )
                     db.execute(
                         "INSERT OR IGNORE INTO report (seq, action_id, body) VALUES (?, ?, ?)",
-                        (row[0], str(outcome.action_id), msgspec.json.encode(entry)),
+                        (seq, key, msgspec.json.encode(entry)),
                     )
-        return changed
+        return len(todo)
+
+    @staticmethod
+    def _only_unfinished(db: sqlite3.Connection, outcomes: Iterable[ActionOutcome]) -> list[ActionOutcome]:
+        """Drop outcomes for actions already terminal with one query per chunk (pulls repeat what pushes told)."""
+        wanted = list(outcomes)
+        keep: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            ids = [str(o.action_id) for o in wanted[start : start + 500]]
+            marks = ",".join("?" * len(ids))
+            keep.update(
+                row[0]
+                for row in db.execute(
+                    f"SELECT action_id FROM action WHERE state != 'terminal' AND action_id IN ({marks})",  # noqa: S608 - only placeholders
+                    ids,
+                )
+            )
+        return [o for o in wanted if str(o.action_id) in keep]
 
     # ------------------------------------------------------------------ mirror of the server
     @property

@@ -383,19 +383,38 @@ class _UserData:
 
 
 class InMemoryServerStore:
-    """A :class:`ServerStore` in memory (tests, benchmarks, single-process demos). Not thread-safe."""
+    """A :class:`ServerStore` in memory (tests, benchmarks, single-process demos). Not thread-safe.
+
+    ``atomic()`` keeps an undo log, so an exception inside it rolls every change back like a database would.
+    """
 
     def __init__(self) -> None:
         self._users: dict[str, _UserData] = {}
         self._next_seq = 1
+        self._undo: list[Callable[[], None]] | None = None
 
     def _user(self, user_id: str) -> _UserData:
         return self._users.setdefault(user_id, _UserData())
 
+    def _on_rollback(self, undo: Callable[[], None]) -> None:
+        if self._undo is not None:
+            self._undo.append(undo)
+
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
-        """Nothing to roll back in memory; effects and records happen in one call."""
-        yield
+        """A transaction (re-entrant: nested uses join the outer one)."""
+        if self._undo is not None:
+            yield
+            return
+        self._undo = []
+        try:
+            yield
+        except BaseException:
+            for undo in reversed(self._undo):
+                undo()
+            raise
+        finally:
+            self._undo = None
 
     def outcome(self, user_id: str, action_id: uuid.UUID) -> tuple[ActionOutcome, str] | None:
         """See :meth:`ServerStore.outcome`."""
@@ -410,8 +429,15 @@ class InMemoryServerStore:
         self._next_seq += 1
         user.outcomes[outcome.action_id] = (stored, digest)
         keys, rows = user.by_device.setdefault(device_id, ([], []))
-        keys.append(stored.server_seq or 0)
+        keys.append(self._next_seq - 1)
         rows.append(stored)
+
+        def undo() -> None:
+            del user.outcomes[outcome.action_id]
+            keys.pop()
+            rows.pop()
+
+        self._on_rollback(undo)
         return stored
 
     def outcomes_since(self, user_id: str, device_id: str, cursor: int, limit: int) -> list[ActionOutcome]:
@@ -422,7 +448,15 @@ class InMemoryServerStore:
 
     def first_seen(self, user_id: str, action_id: uuid.UUID, now: datetime) -> datetime:
         """See :meth:`ServerStore.first_seen`."""
-        return self._user(user_id).seen.setdefault(action_id, now)
+        seen = self._user(user_id).seen
+        if action_id not in seen:
+            seen[action_id] = now
+
+            def undo() -> None:
+                del seen[action_id]
+
+            self._on_rollback(undo)
+        return seen[action_id]
 
     def settings(self, user_id: str) -> dict[str, SettingValue]:
         """See :meth:`ServerStore.settings`."""
@@ -430,7 +464,16 @@ class InMemoryServerStore:
 
     def set_settings(self, user_id: str, changes: Mapping[str, SettingValue]) -> None:
         """See :meth:`ServerStore.set_settings`."""
-        self._user(user_id).settings.update(changes)
+        current = self._user(user_id).settings
+        before = {k: current[k] for k in changes if k in current}
+        current.update(changes)
+
+        def undo() -> None:
+            for key in changes:
+                current.pop(key, None)
+            current.update(before)
+
+        self._on_rollback(undo)
 
     def cancelled_signals(self, user_id: str) -> frozenset[str]:
         """See :meth:`ServerStore.cancelled_signals`."""
@@ -442,7 +485,10 @@ class InMemoryServerStore:
 
     def record_ack(self, user_id: str, subject: str) -> None:
         """See :meth:`ServerStore.record_ack`."""
-        self._user(user_id).acks.add(subject)
+        acks = self._user(user_id).acks
+        if subject not in acks:
+            acks.add(subject)
+            self._on_rollback(lambda: acks.discard(subject))
 
     def acks(self, user_id: str) -> frozenset[str]:
         """Acknowledged subjects."""

@@ -52,6 +52,10 @@ _outcome_decoder = msgspec.json.Decoder(ActionOutcome)
 _value_decoder = msgspec.json.Decoder(bool | int | str | None)
 
 
+def _decode(body: bytes, server_seq: int) -> ActionOutcome:
+    return msgspec.structs.replace(_outcome_decoder.decode(body), server_seq=int(server_seq))
+
+
 class SQLiteServerStore:
     """Server-side sync records in SQLite (WAL; ``synchronous=FULL`` by default: a decided record is durable)."""
 
@@ -96,39 +100,40 @@ class SQLiteServerStore:
     def outcome(self, user_id: str, action_id: uuid.UUID) -> tuple[ActionOutcome, str] | None:
         """See :meth:`ServerStore.outcome`."""
         row = self._db.execute(
-            "SELECT body, digest FROM client_action WHERE action_id = ? AND user_id = ?", (str(action_id), user_id)
+            "SELECT body, digest, server_seq FROM client_action WHERE action_id = ? AND user_id = ?",
+            (str(action_id), user_id),
         ).fetchone()
-        return None if row is None else (_outcome_decoder.decode(row[0]), str(row[1]))
+        return None if row is None else (_decode(row[0], row[2]), str(row[1]))
 
     def record(self, user_id: str, device_id: str, outcome: ActionOutcome, digest: str) -> ActionOutcome:
         """See :meth:`ServerStore.record` (the unique action id makes a second record fail loudly)."""
+        # The body is stored without server_seq (the row's own key supplies it on read): one statement per record.
+        body = msgspec.json.encode(msgspec.structs.replace(outcome, server_seq=None))
         with self.atomic():
             server_seq = self._db.execute(
-                "INSERT INTO client_action (action_id, user_id, device_id, digest, body) VALUES (?, ?, ?, ?, x'')"
+                "INSERT INTO client_action (action_id, user_id, device_id, digest, body) VALUES (?, ?, ?, ?, ?)"
                 " RETURNING server_seq",
-                (str(outcome.action_id), user_id, device_id, digest),
+                (str(outcome.action_id), user_id, device_id, digest, body),
             ).fetchone()[0]
-            stored = msgspec.structs.replace(outcome, server_seq=int(server_seq))
-            self._db.execute(
-                "UPDATE client_action SET body = ? WHERE server_seq = ?", (msgspec.json.encode(stored), server_seq)
-            )
-        return stored
+        return msgspec.structs.replace(outcome, server_seq=int(server_seq))
 
     def outcomes_since(self, user_id: str, device_id: str, cursor: int, limit: int) -> list[ActionOutcome]:
         """See :meth:`ServerStore.outcomes_since`."""
         rows = self._db.execute(
-            "SELECT body FROM client_action WHERE user_id = ? AND device_id = ? AND server_seq > ?"
+            "SELECT body, server_seq FROM client_action WHERE user_id = ? AND device_id = ? AND server_seq > ?"
             " ORDER BY server_seq LIMIT ?",
             (user_id, device_id, cursor, limit),
         ).fetchall()
-        return [_outcome_decoder.decode(row[0]) for row in rows]
+        return [_decode(body, seq) for body, seq in rows]
 
     def first_seen(self, user_id: str, action_id: uuid.UUID, now: datetime) -> datetime:
         """See :meth:`ServerStore.first_seen`."""
         with self.atomic():
-            self._db.execute(
+            inserted = self._db.execute(
                 "INSERT OR IGNORE INTO action_seen VALUES (?, ?, ?)", (user_id, str(action_id), now.isoformat())
-            )
+            ).rowcount
+            if inserted:
+                return now
             row = self._db.execute(
                 "SELECT first_seen FROM action_seen WHERE user_id = ? AND action_id = ?", (user_id, str(action_id))
             ).fetchone()

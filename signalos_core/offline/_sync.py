@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -136,27 +137,35 @@ class SyncEngine:
 
     # ------------------------------------------------------------------ internals
     def _decide_locally(self) -> int:
-        """Expire, or reject for a failed dependency, actions that never left the device (server never saw them)."""
+        """Decide what the server can never decide: expiry of actions that never left the device, and dependents
+        of actions that were decided here (never delivered, so the server can never apply what depends on them).
+        """
         now = self._clock()
         count = 0
         after = 0
+        decided_here: dict[uuid.UUID, ActionOutcome] = {}
         while page := self._outbox.local_candidates(after_seq=after, limit=self._batch):
             after = page[-1].action.seq
-            decided = [
-                outcome
-                for record in page
-                if not record.maybe_delivered and (outcome := self._local_outcome(record, now)) is not None
-            ]
+            decided = []
+            for record in page:
+                outcome = self._local_outcome(record, now, decided_here)
+                if outcome is not None:
+                    decided.append(outcome)
+                    decided_here[outcome.action_id] = outcome
             if decided:
-                # Finished page by page, in seq order, so a later dependent sees its dependency's local outcome.
                 count += self._outbox.finish(decided)
+            if len(decided_here) > 10 * self._batch:
+                decided_here.clear()  # bounded memory: older ones are read back from the outbox when needed
         return count
 
-    def _local_outcome(self, record: OutboxRecord, now: datetime) -> ActionOutcome | None:
+    def _local_outcome(
+        self, record: OutboxRecord, now: datetime, decided_here: dict[uuid.UUID, ActionOutcome]
+    ) -> ActionOutcome | None:
         action = record.action
         # The same rule as the server: age (monotonic on this device) against the intended lifetime, so a wall
         # clock that jumps while offline neither expires nor revives anything.
-        if timedelta(milliseconds=record.age_ms) > action.expires_at - action.created_at_device:
+        lifetime = action.expires_at - action.created_at_device
+        if not record.maybe_delivered and timedelta(milliseconds=record.age_ms) > lifetime:
             return ActionOutcome(
                 action_id=action.action_id,
                 seq=action.seq,
@@ -166,20 +175,22 @@ class SyncEngine:
                 decided_at=now,
             )
         for dependency in action.depends_on:
-            dep = self._outbox.get(dependency)
-            if dep is not None and dep.outcome is not None and not dep.outcome.effective.succeeded:
-                return ActionOutcome(
-                    action_id=action.action_id,
-                    seq=action.seq,
-                    code="rejected:dependency_rejected",
-                    message=f"action {dependency} was not applied",
-                    facts={
-                        "decided_by": "device",
-                        "dependency": str(dependency),
-                        "dependency_outcome": dep.outcome.code,
-                    },
-                    decided_at=now,
-                )
+            dep = decided_here.get(dependency)
+            if dep is None:
+                dep_record = self._outbox.get(dependency)
+                dep = None if dep_record is None else dep_record.outcome
+            if dep is None or dep.effective.succeeded:
+                continue
+            if record.maybe_delivered and dep.facts.get("decided_by") != "device":
+                continue  # the server may know better (it may have decided this action already): ask it
+            return ActionOutcome(
+                action_id=action.action_id,
+                seq=action.seq,
+                code="rejected:dependency_rejected",
+                message=f"action {dependency} was not applied",
+                facts={"decided_by": "device", "dependency": str(dependency), "dependency_outcome": dep.code},
+                decided_at=now,
+            )
         return None
 
     def _push_all(self, summary: SyncSummary) -> None:

@@ -22,6 +22,7 @@ from signalos_core.offline import (
     PushRequest,
     PushResponse,
     SimpleLimits,
+    SQLiteServerStore,
     SyncEngine,
     SyncServer,
     SyncTransportError,
@@ -70,7 +71,7 @@ class World:
     """One account on one server with a paper broker."""
 
     clock: Clock
-    store: InMemoryServerStore
+    store: InMemoryServerStore | SQLiteServerStore
     broker: PaperBroker
     limits: SimpleLimits
     server: SyncServer
@@ -97,13 +98,17 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def world(tmp_path: Path, clock: Clock) -> Iterator[World]:
-    store = InMemoryServerStore()
+@pytest.fixture(params=["memory", "sqlite"])
+def world(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[World]:
+    """The same scenarios run against both server stores."""
+    store: InMemoryServerStore | SQLiteServerStore
+    store = InMemoryServerStore() if request.param == "memory" else SQLiteServerStore(tmp_path / "server.db")
     broker = PaperBroker({"EURUSD": Decimal("1.1000"), "XAUUSD": Decimal("2000.0")})
     limits = SimpleLimits(max_volume=Decimal("5"))
     server = SyncServer(store, broker, limits, clock=clock)
-    return World(clock, store, broker, limits, server, tmp_path)
+    yield World(clock, store, broker, limits, server, tmp_path)
+    if isinstance(store, SQLiteServerStore):
+        store.close()
 
 
 @pytest.fixture

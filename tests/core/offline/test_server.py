@@ -10,11 +10,16 @@ import msgspec
 import pytest
 
 from signalos_core.offline import (
+    AccountView,
+    Action,
     ActionOutcome,
+    AdvisoryDecision,
+    InMemoryServerStore,
     PullRequest,
     PushedAction,
     PushRequest,
     ServerPolicy,
+    SimpleLimits,
     SyncServer,
     client_order_id,
     order_id_for,
@@ -273,7 +278,7 @@ def test_crash_between_effect_and_record_is_reconciled_by_client_order_id(world:
     closing = client.close(position_id_for(opened.action_id))
     request = PushRequest(device_id="phone", sent_at_device=world.clock(),
                           actions=[PushedAction(opened, 0), PushedAction(closing, 0)])  # fmt: skip
-    fresh_store_server = SyncServer(type(world.store)(), world.broker, world.limits, clock=world.clock)
+    fresh_store_server = SyncServer(InMemoryServerStore(), world.broker, world.limits, clock=world.clock)
     fresh_store_server.push(world.user, request)  # effects happen; this store's records are "lost"
     results = world.server.push(world.user, request).results
     assert [(r.code, r.facts.get("reconciled")) for r in results] == [("applied", "1"), ("applied", "1")]
@@ -303,3 +308,33 @@ def test_targeting_an_unknown_position_without_version_is_refused_on_the_device(
         client.modify("pos-unknown", stop_loss=None, take_profit=None)
     with pytest.raises(ValueError, match="unknown order"):
         client.cancel("ord-not-a-uuid")
+
+
+class _CrashOnce:
+    """A compliance advisor that fails once (a crash in the middle of a batch, after earlier effects)."""
+
+    def __init__(self, inner: SimpleLimits) -> None:
+        self.inner, self.calls = inner, 0
+
+    def advise(self, action: Action, account: AccountView) -> AdvisoryDecision:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("server crashed mid-batch")
+        return self.inner.advise(action, account)
+
+
+def test_a_crash_mid_batch_rolls_back_the_records_and_the_resend_reconciles(world: World) -> None:
+    client, _, _ = world.device("phone")
+    first = client.open("EURUSD", "buy", D("1"), ref_price=D("1.1"))
+    second = client.open("EURUSD", "sell", D("1"), ref_price=D("1.1"))
+    request = PushRequest(device_id="phone", sent_at_device=world.clock(),
+                          actions=[PushedAction(first, 0), PushedAction(second, 0)])  # fmt: skip
+    crashing = SyncServer(world.store, world.broker, _CrashOnce(world.limits), clock=world.clock)
+    with pytest.raises(RuntimeError, match="mid-batch"):
+        crashing.push(world.user, request)
+    assert len(world.broker.fills) == 1, "the first order reached the provider"
+    assert world.store.outcome(world.user, first.action_id) is None, "its record rolled back with the batch"
+    results = crashing.push(world.user, request).results
+    assert [r.code for r in results] == ["applied", "applied"]
+    assert len(world.broker.fills) == 2, "resend reconciled the first order instead of placing it again"
+    assert results[0].facts["reconciled"] == "1"
