@@ -5,10 +5,13 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signalos_core.audit import (
     AuditEntry,
@@ -285,3 +288,51 @@ def test_query_refuses_to_return_an_unreadable_row(db: Path) -> None:
         assert len(store.query(AuditQuery(limit=3)).items) == 3
         with pytest.raises(AuditStoreError, match="row id 4 is unreadable"):
             store.query(AuditQuery())
+
+
+_COLUMN_EDITS = {
+    "outcome": "'tampered'",
+    "account_id": "'acc-x'",
+    "recorded_at": "'2020-01-01T00:00:00.000000Z'",
+    "rules": "'[]'",
+    "input": "'{\"state\":{}}'",
+    "input_digest": "'" + "0" * 64 + "'",
+    "profile_version": "'2099.1'",
+    "prev_hash": "'" + "1" * 64 + "'",
+    "hash": "'" + "2" * 64 + "'",
+    "kind": "'enforcement'",
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    count=st.integers(min_value=2, max_value=7),
+    mutation=st.sampled_from(["update", "delete", "swap"]),
+    column=st.sampled_from(sorted(_COLUMN_EDITS)),
+    data=st.data(),
+)
+def test_any_single_raw_sql_mutation_is_located(count: int, mutation: str, column: str, data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "audit.db"
+        fill(path, count)
+        target = data.draw(st.integers(min_value=0, max_value=count - 1), label="target")
+        if mutation == "update":
+            tamper(path, f"UPDATE audit_records SET {column} = {_COLUMN_EDITS[column]} WHERE sequence = {target}")  # noqa: S608 - test constants
+            where = {target}
+        elif mutation == "delete":
+            tamper(path, f"DELETE FROM audit_records WHERE sequence = {target}")  # noqa: S608 - test constants
+            where = {target}  # the record now at that position (or the end, for the last one)
+        else:
+            other = data.draw(
+                st.integers(min_value=0, max_value=count - 1).filter(lambda n: n != target), label="other"
+            )
+            tamper(
+                path,
+                f"UPDATE audit_records SET id = -1 WHERE sequence = {target}",  # noqa: S608 - test constants
+                f"UPDATE audit_records SET id = {target + 1} WHERE sequence = {other}",  # noqa: S608 - test constants
+                f"UPDATE audit_records SET id = {other + 1} WHERE id = -1",  # noqa: S608 - test constants
+            )
+            where = set(range(min(target, other), max(target, other) + 1))
+        report = check(path)
+        assert not report.ok
+        assert all(issue.position in where for issue in report.issues), (mutation, column, where, report.issues)
