@@ -18,6 +18,8 @@ import msgspec
 __all__ = ["HEADER", "Call", "FrameError", "Reply", "encode_frame", "read_frame_blocking", "read_frame_deadline"]
 
 HEADER = struct.Struct(">I")
+#: Size of the first read of a frame: small replies arrive whole, and os.read allocates what it is asked for.
+_FIRST_READ = 4096
 
 
 class Call(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
@@ -57,53 +59,62 @@ def encode_frame(encoder: msgspec.msgpack.Encoder, message: Any) -> bytearray:
 
 
 def read_frame_blocking(fd: int, max_size: int) -> bytes:
-    """Read one frame from ``fd``, blocking (worker side: the host owns the deadline)."""
-    header = _read_exact(fd, HEADER.size)
-    (size,) = HEADER.unpack(header)
+    """Read one frame from ``fd``, blocking (worker side: the host owns the deadline).
+
+    One ``read`` usually brings header and body together; anything past the frame is a protocol error
+    (the host never sends a second call before the reply to the first).
+    """
+    buffer = bytearray(os.read(fd, _FIRST_READ))
+    if not buffer:
+        raise FrameError("the other side closed the pipe", "eof")
+    while len(buffer) < HEADER.size:
+        buffer += _read_some(fd, HEADER.size - len(buffer))
+    (size,) = HEADER.unpack_from(buffer)
     if size > max_size:
         raise FrameError(f"frame of {size} bytes exceeds the {max_size}-byte cap", "too_large", size)
-    return _read_exact(fd, size)
+    total = HEADER.size + size
+    while len(buffer) < total:
+        buffer += _read_some(fd, min(total - len(buffer), 1 << 20))
+    if len(buffer) > total:
+        raise FrameError("more than one frame in flight", "trailing", len(buffer))
+    return bytes(buffer[HEADER.size :])
 
 
-def _read_exact(fd: int, size: int) -> bytes:
-    chunks: list[bytes] = []
-    remaining = size
-    while remaining:
-        chunk = os.read(fd, min(remaining, 1 << 20))
-        if not chunk:
-            raise FrameError("the other side closed the pipe", "eof")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+def _read_some(fd: int, size: int) -> bytes:
+    chunk = os.read(fd, size)
+    if not chunk:
+        raise FrameError("the other side closed the pipe", "eof")
+    return chunk
 
 
 def read_frame_deadline(fd: int, max_size: int, deadline: float, poller: select.poll) -> bytes:
     """Read one frame from a non-blocking ``fd`` before ``deadline`` (``time.monotonic()`` seconds).
 
-    ``poller`` has ``fd`` registered for reading. Raises :class:`FrameError` (eof, too_large, timeout).
+    ``poller`` has ``fd`` registered for reading. The size in the header is checked against ``max_size``
+    before the body is read. Raises :class:`FrameError` (eof, too_large, trailing, timeout).
     """
     buffer = bytearray()
-    needed = HEADER.size
-    have_header = False
+    total = 0  # 0 until the header is in
     while True:
-        while len(buffer) < needed:
-            try:
-                chunk = os.read(fd, max(needed - len(buffer), 65536) if have_header else needed - len(buffer))
-            except BlockingIOError:
-                remaining_ms = (deadline - time.monotonic()) * 1000.0
-                ready = remaining_ms > 0 and poller.poll(int(remaining_ms) + 1)
-                if not ready and time.monotonic() >= deadline:
-                    raise FrameError("no reply before the deadline", "timeout") from None
-                continue
-            if not chunk:
-                raise FrameError("the worker closed its reply pipe", "eof")
-            buffer += chunk
-        if have_header:
-            if len(buffer) > needed:
+        if not total and len(buffer) >= HEADER.size:
+            (size,) = HEADER.unpack_from(buffer)
+            if size > max_size:
+                raise FrameError(f"reply of {size} bytes exceeds the {max_size}-byte cap", "too_large", size)
+            total = HEADER.size + size
+        if total and len(buffer) >= total:
+            if len(buffer) > total:
                 raise FrameError("the worker wrote more than one frame", "trailing", len(buffer))
             return bytes(buffer[HEADER.size :])
-        (size,) = HEADER.unpack_from(buffer)
-        if size > max_size:
-            raise FrameError(f"reply of {size} bytes exceeds the {max_size}-byte cap", "too_large", size)
-        have_header = True
-        needed = HEADER.size + size
+        remaining_ms = (deadline - time.monotonic()) * 1000.0
+        if remaining_ms <= 0:
+            raise FrameError("no reply before the deadline", "timeout")
+        if not poller.poll(int(remaining_ms) + 1):
+            continue
+        try:
+            # Small first read: os.read allocates the full size asked for, every call.
+            chunk = os.read(fd, min(total - len(buffer), 1 << 20) if total else _FIRST_READ)
+        except BlockingIOError:  # pragma: no cover - poll said readable; a spurious wake-up
+            continue
+        if not chunk:
+            raise FrameError("the worker closed its reply pipe", "eof")
+        buffer += chunk

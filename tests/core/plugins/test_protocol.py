@@ -76,6 +76,25 @@ def test_deadline_reader_refuses_oversize_trailing_eof_and_silence(pipe: tuple[i
     assert caught.value.reason == "eof"
 
 
+def test_blocking_reader_handles_split_frames_and_refuses_two_at_once(pipe: tuple[int, int]) -> None:
+    read_fd, write_fd = pipe
+    frame = struct.pack(">I", 5000) + b"y" * 5000
+    os.write(write_fd, frame[:2])
+    later = threading.Timer(0.05, lambda: os.write(write_fd, frame[2:]))
+    later.start()
+    assert read_frame_blocking(read_fd, 10_000) == b"y" * 5000
+    later.join()
+    os.write(write_fd, struct.pack(">I", 1) + b"a" + struct.pack(">I", 1) + b"b")
+    with pytest.raises(FrameError) as caught:
+        read_frame_blocking(read_fd, 100)
+    assert caught.value.reason == "trailing"
+    os.write(write_fd, struct.pack(">I", 10))
+    os.close(write_fd)
+    with pytest.raises(FrameError) as caught:
+        read_frame_blocking(read_fd, 100)
+    assert caught.value.reason == "eof"
+
+
 def test_blocking_reader_caps_and_eof(pipe: tuple[int, int]) -> None:
     read_fd, write_fd = pipe
     os.write(write_fd, struct.pack(">I", 5000))
