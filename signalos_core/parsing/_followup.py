@@ -79,16 +79,19 @@ class _Scanner:
         self.out.consumed.update(i for i in indices if i >= 0)
 
     def run(self) -> FollowUps:
+        present: set[str] = set()
+        arrow = False
         for tok in self.toks:
-            c = tok.concepts
-            if c:
-                self.out.update |= "update" in c
-                self.out.defer |= "defer" in c
-                self.out.advice |= "advice" in c
-                self.out.hedge |= "hedge" in c
-                self.out.conditional |= "conditional" in c
-        for sentence in _sentences(self.toks):
-            self._sentence(sentence)
+            if tok.concepts:
+                present |= tok.concepts
+            elif tok.kind == SEP and tok.text == ">":
+                arrow = True
+        out = self.out
+        out.update, out.defer, out.advice = "update" in present, "defer" in present, "advice" in present
+        out.hedge, out.conditional = "hedge" in present, "conditional" in present
+        if arrow or present & _TRIGGERS:
+            for sentence in _sentences(self.toks):
+                self._sentence(sentence)
         if not self.out.actions:
             self._reports()
         return self.out
@@ -285,6 +288,10 @@ class _Scanner:
 
 
 _STRONG_BE_CONCEPT_GUARD = frozenset({"breakeven"})
+# Concepts without which no sentence can hold a follow-up cue (lets plain signals skip the scan).
+_TRIGGERS = frozenset(
+    {"move", "hit", "stopped", "close", "cancel", "partial", "breakeven", "triggered", "hold", "to", "be"}
+)
 
 
 def scan_followups(toks: list[Tok], text: str, *, has_reply: bool) -> FollowUps:

@@ -150,8 +150,8 @@ class _Extractor:
         self.lex = lex
         self.consumed = consumed
         self.line_of, self.bare = _line_info(toks)
-        self.decimals = _modal_decimals(toks)
-        self.drafts: list[Draft] = [Draft()]
+        self.d = Draft()  # the order being assembled (last of drafts)
+        self.drafts: list[Draft] = [self.d]
         self.label: str | None = None
         self.label_index: int | None = None
         self.label_filled = False
@@ -163,10 +163,6 @@ class _Extractor:
         self.bracket = 0
         self.coin: tuple[str, Tok] | None = None
 
-    @property
-    def d(self) -> Draft:
-        return self.drafts[-1]
-
     def _new_draft(self, *, keep_side: bool = False) -> None:
         old = self.d
         new = Draft()
@@ -175,16 +171,8 @@ class _Extractor:
             new.side, new.side_tok, new.side_word = old.side, old.side_tok, old.side_word
             new.order_type, new.otype_explicit, new.otype_tok = old.order_type, old.otype_explicit, old.otype_tok
         self.drafts.append(new)
-        self._set_label(None)
-
-    def _set_label(self, label: str | None, tok: Tok | None = None, index: int | None = None) -> None:
-        self.label = label
-        self.label_index = index
-        self.label_filled = False
-        self.label_gap = 0
-        self.join = None
-        if tok is not None:
-            self.label_line = self.line_of[self.toks.index(tok)] if False else self.label_line
+        self.d = new
+        self.label, self.label_index, self.label_filled, self.label_gap, self.join = None, None, False, 0, None
 
     def run(self) -> list[Draft]:
         toks = self.toks
@@ -424,7 +412,7 @@ class _Extractor:
         if value is None:
             if tok.nflag != "corrupted_number":
                 return
-            value = _recover(tok, self.decimals)
+            value = _recover(tok, _modal_decimals(self.toks))
             if value is None:
                 return
             d.flags.add("corrupted_number")
@@ -461,9 +449,9 @@ class _Extractor:
             and self.last[0] == "entry"
             and self.last[1] == line - 1
             and len(d.entry_vals) == 1
-            and self.line_of[self.toks.index(prev)] == line
+            and prev.start > self.text.rfind("\n", 0, tok.start)
         ):
-            self._bind_entry(value, tok, "-")
+            self._bind_entry(value, tok, "-", line)
             return
         if (d.side_word or d.own_symbol) and not d.entry_vals and not d.has_levels():
             self._open_label("entry", i, None)
@@ -551,7 +539,7 @@ class _Extractor:
         line = self.line_of[i]
         join = self.join
         if label == "entry":
-            self._bind_entry(value, tok, join if self.label_filled else None)
+            self._bind_entry(value, tok, join if self.label_filled else None, line)
         elif label == "sl":
             if d.sl is None:
                 d.sl = (value, tok)
@@ -568,7 +556,7 @@ class _Extractor:
         self.join = None
         self.last = (label, line, tok)
 
-    def _bind_entry(self, value: Decimal, tok: Tok, join: str | None) -> None:
+    def _bind_entry(self, value: Decimal, tok: Tok, join: str | None, line: int) -> None:
         d = self.d
         if d.entry_vals and join is None and not self.label_filled:
             # a second entry label: a ladder (1st buy limit @ a, 2nd buy limit @ b)
@@ -585,7 +573,7 @@ class _Extractor:
         d.entry_vals.append((value, tok))
         self.label_filled = True
         self.join = None
-        self.last = ("entry", self.line_of[self.toks.index(tok)], tok)
+        self.last = ("entry", line, tok)
 
     def _pips(self, i: int, tok: Tok) -> None:
         d = self.d

@@ -102,8 +102,10 @@ class Lexicon:
         self.default_quote = str(crypto["default_quote"]).upper()
         self.sats_quote = str(crypto["sats_quote"]).upper()
         self.hashtag_stopwords = frozenset(w.lower() for w in symbol_data["hashtag_stopwords"])
-        # Cache of word -> (symbol, typo?) lookups; words repeat across messages, lookups are pure.
+        # Caches of pure lookups (words repeat across messages): word -> (symbol, typo?), and the
+        # tokenizer's word/number -> token attributes.
         self._symbol_cache: dict[str, tuple[str | None, bool]] = {}
+        self.token_cache: dict[str, Any] = {}
 
     @staticmethod
     def _add(words: dict[str, set[str]], phrases: dict[tuple[str, ...], set[str]], entry: str, concept: str) -> None:

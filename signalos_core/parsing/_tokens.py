@@ -75,6 +75,9 @@ _MASTER = re.compile(
     r"|(?P<sep>[@:/\-&,=#_(){}\[\]+%$€£!?;|.*<>~《》])"
     r"|(?P<emo>[^\s\w@:/\-&,=#_(){}\[\]+%$€£!?;|.*<>~《》]+)"
 )
+_G_NL, _G_URL, _G_SC, _G_WORD, _G_NUM, _G_SEP, _G_EMO = (
+    _MASTER.groupindex[g] for g in ("nl", "url", "sc", "word", "num", "sep", "emo")
+)
 _LEAD_DIGITS = re.compile(r"(\d+)([^\W\d_]+)$")
 _TRAIL_DIGITS = re.compile(r"([^\W\d_]+)(\d+)$")
 _DATE = re.compile(r"(?:\d{4}[.,]\d{1,2}[.,]\d{1,2}|\d{1,2}[.,]\d{1,2}[.,]\d{4})$")
@@ -112,38 +115,27 @@ _KEYCAP = "\u20e3"
 
 
 class Tok:
-    """One token; ``start``/``end`` are offsets into the original text."""
+    """One token; ``start``/``end`` are offsets into the original text.
 
-    __slots__ = (
-        "concepts",
-        "decimals",
-        "end",
-        "index",
-        "kind",
-        "ncls",
-        "nflag",
-        "raw",
-        "start",
-        "sym",
-        "text",
-        "typo",
-        "value",
-    )
+    Attributes other than kind/offsets/text default at class level: most tokens never set them, and not
+    storing them per instance keeps tokenizing cheap (the parser's hot path).
+    """
+
+    concepts: frozenset[str] = frozenset()
+    sym: str | None = None
+    typo = False
+    index: int | None = None
+    value: Decimal | None = None
+    ncls = PRICE
+    nflag: str | None = None
+    raw = ""
+    decimals = 0
 
     def __init__(self, kind: int, start: int, end: int, text: str) -> None:
         self.kind = kind
         self.start = start
         self.end = end
         self.text = text
-        self.concepts: frozenset[str] = frozenset()
-        self.sym: str | None = None
-        self.typo = False
-        self.index: int | None = None
-        self.value: Decimal | None = None
-        self.ncls = PRICE
-        self.nflag: str | None = None
-        self.raw = ""
-        self.decimals = 0
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"Tok({self.kind},{self.text!r},{sorted(self.concepts)},{self.value},{self.ncls})"
@@ -179,6 +171,35 @@ def parse_number(raw: str) -> tuple[Decimal | None, int, str | None]:
         return (None, 0, "corrupted_number")
     _, _, frac = text.partition(".")
     return (value, len(frac), flag)
+
+
+def _word_pieces(lex: Lexicon, text: str) -> tuple[list[dict[str, object]], bool]:
+    """Token attributes for one word (offsets relative to the word) and whether a lexicon phrase may start
+    here; cached per lexicon because words repeat across messages."""
+    cached = lex.token_cache.get(text)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    out: list[Tok] = []
+    _word_token(lex, 0, len(text), text, out)
+    entry = ([dict(vars(tok)) for tok in out], any(tok.text in lex.phrases for tok in out))
+    if len(lex.token_cache) < 100_000:
+        lex.token_cache[text] = entry
+    return entry
+
+
+def _num_piece(lex: Lexicon, raw: str) -> dict[str, object]:
+    cached = lex.token_cache.get(raw)
+    if cached is not None:
+        return cached[0][0]  # type: ignore[no-any-return]
+    tok = Tok(NUM, 0, len(raw), raw)
+    tok.raw = raw
+    tok.value, tok.decimals, tok.nflag = parse_number(raw)
+    if _DATE.match(raw):
+        tok.ncls, tok.nflag = DATE, None
+    piece = dict(vars(tok))
+    if len(lex.token_cache) < 100_000:
+        lex.token_cache[raw] = ([piece], False)
+    return piece
 
 
 def _word_token(lex: Lexicon, start: int, end: int, text: str, out: list[Tok]) -> None:
@@ -234,38 +255,45 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in norm)
     toks: list[Tok] = []
     append = toks.append
+    new = object.__new__
+    phrase = slash = False
     for m in _MASTER.finditer(low):
-        kind = m.lastgroup
+        group = m.lastindex
         start, end = m.span()
-        if kind == "word":
-            _word_token(lex, start, end, m.group(), toks)
-        elif kind == "num":
-            raw = m.group()
-            tok = Tok(NUM, start, end, raw)
-            tok.raw = raw
-            tok.value, tok.decimals, tok.nflag = parse_number(raw)
-            if _DATE.match(raw):
-                tok.ncls, tok.nflag = DATE, None
+        if group == _G_WORD:
+            pieces, starts = _word_pieces(lex, m[0])
+            phrase = phrase or starts
+            for piece in pieces:
+                tok = new(Tok)
+                attrs = tok.__dict__
+                attrs.update(piece)
+                attrs["start"] += start
+                attrs["end"] += start
+                append(tok)
+        elif group == _G_NUM:
+            tok = new(Tok)
+            attrs = tok.__dict__
+            attrs.update(_num_piece(lex, m[0]))
+            attrs["start"] = start
+            attrs["end"] = end
             append(tok)
-        elif kind == "sep":
-            append(Tok(SEP, start, end, m.group()))
-        elif kind == "nl":
+        elif group == _G_SEP:
+            sep = m[0]
+            slash = slash or sep == "/"
+            append(Tok(SEP, start, end, sep))
+        elif group == _G_NL:
             append(Tok(NL, start, end, "\n"))
-        elif kind == "emo":
-            tok = Tok(EMO, start, end, m.group())
-            label = _EMOJI_LABELS.get(tok.text[0])
-            if label:
-                tok.concepts = frozenset({label, "emoji_label"})
-            append(tok)
-        elif kind == "sc":
-            tok = Tok(EMO, start, end, m.group())
-            label = _SHORTCODE_CONCEPTS.get(tok.text)
+        elif group in (_G_EMO, _G_SC):
+            tok = Tok(EMO, start, end, m[0])
+            label = _SHORTCODE_CONCEPTS.get(tok.text) if group == _G_SC else _EMOJI_LABELS.get(tok.text[0])
             if label:
                 tok.concepts = frozenset({label, "emoji_label"})
             append(tok)
         # urls are dropped: their words ("EURUSD-Short-...") are not part of the message's fields
-    toks = _merge_phrases(toks, lex)
-    toks = _merge_pairs(toks, lex)
+    if phrase:
+        toks = _merge_phrases(toks, lex)
+    if slash:
+        toks = _merge_pairs(toks, lex)
     _classify_numbers(toks, low)
     return toks
 
