@@ -58,6 +58,12 @@ def _transport_failure(exc: httpx.TransportError, url: str) -> ConnectionDiagnos
             return diagnosis(ConnectionStatus.REFUSED, f"{url} refused the connection")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
         return diagnosis(ConnectionStatus.PROTOCOL_ERROR, f"{url} did not answer with valid HTTP: {exc}")
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        # The TCP connection was accepted, then dropped before any HTTP answer: whatever listens there is not
+        # the HTTP API (a non-HTTP service hangs up on our request; a TLS-only port resets plain HTTP).
+        return diagnosis(
+            ConnectionStatus.PROTOCOL_ERROR, f"{url} accepted the connection but hung up without an HTTP answer"
+        )
     if isinstance(exc, httpx.ConnectError) and "refused" in str(exc).lower():
         return diagnosis(ConnectionStatus.REFUSED, f"{url} refused the connection")
     return diagnosis(ConnectionStatus.ERROR, f"{type(exc).__name__}: {exc}")

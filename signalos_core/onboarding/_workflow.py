@@ -81,6 +81,7 @@ class StepDefinition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     suggest: tuple[Suggestion, ...] = ()
     constraints: tuple[Constraint, ...] = ()
     invalidated_by: tuple[str, ...] = ()
+    example: dict[str, Any] | None = None
     origin: Literal["workflow", "firm"] = "workflow"
 
     def is_required(self, *, firm_requires_2fa: bool) -> bool:
@@ -211,6 +212,10 @@ def _check_form(step: StepDefinition, where: str) -> list[str]:
         return [f"{where}/form/{_path(exc.absolute_path)}: not a valid JSON Schema: {exc.message}"]
     if step.form.get("type") != "object":
         return [f"{where}/form: the form must be a JSON Schema of type object"]
+    if step.example is not None:
+        # Examples are published in the API docs: they must be valid answers themselves.
+        validator = Draft202012Validator(step.form, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        return [f"{where}/example: {err.message}" for err in validator.iter_errors(step.example)]
     return []
 
 

@@ -51,9 +51,7 @@ def make_self_signed(directory: Path) -> tuple[Path, Path, str]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -191,7 +189,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
                 self._json(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
                 return
             chat = parse_qs(parts.query).get("chat_id", [""])[0]
-            if chat == "@signals_room":
+            if chat in ("@signals_room", "@gold_signals"):
                 self._json(200, {"ok": True, "result": {"id": -1001234567, "type": "channel", "title": "Signals"}})
             elif chat == "@alice_private":
                 self._json(200, {"ok": True, "result": {"id": 42, "type": "private"}})

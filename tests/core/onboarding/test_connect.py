@@ -162,7 +162,13 @@ async def test_timeout_is_clamped(testers: ConnectionTesters, loopback: Loopback
 
 # ------------------------------------------------------------------------------------------- broker API
 def broker(http_api: HttpApi, **extra: Any) -> dict[str, Any]:
-    return {"kind": "broker_api", "base_url": f"{http_api.base}/broker", "api_key": API_KEY, "account_id": "DEMO1", **extra}
+    return {
+        "kind": "broker_api",
+        "base_url": f"{http_api.base}/broker",
+        "api_key": API_KEY,
+        "account_id": "DEMO1",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
@@ -267,7 +273,11 @@ class SyncProvider:
 
 async def test_provider_plugins(testers: ConnectionTesters) -> None:
     good = SyncProvider(ConnectionDiagnosis(status=ConnectionStatus.OK, latency_ms=3.0, hint="fine"))
-    providers = {"acme.signals": good, "acme.broken": SyncProvider(RuntimeError("boom")), "acme.liar": SyncProvider(True)}
+    providers = {
+        "acme.signals": good,
+        "acme.broken": SyncProvider(RuntimeError("boom")),
+        "acme.liar": SyncProvider(True),
+    }
     answers = {"kind": "provider_plugin", "plugin_id": "acme.signals", "config": {"channel": "gold", "retries": 3}}
     result = await testers.test(answers, providers=providers.get)
     assert result.status is ConnectionStatus.OK

@@ -1,0 +1,1 @@
+"""Onboarding over HTTP: the wizard API, connection tests, progress tracking and firm-added steps."""
