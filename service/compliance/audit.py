@@ -1,7 +1,7 @@
 """The hash-chained audit log in the service database, built on :mod:`signalos_core.audit`.
 
-Records are sealed by the library (:func:`~signalos_core.audit.seal`) and stored cell by cell as canonical text,
-in tables laid out exactly like the library's SQLite store (``audit_records``, ``audit_heads``,
+Records are sealed by the library (:func:`~signalos_core.audit.seal`) and stored cell by cell as canonical text
+(:func:`~signalos_core.audit.record_to_columns`), in tables laid out exactly like the library's SQLite store (``audit_records``, ``audit_heads``,
 ``audit_meta``): a row read back re-encodes to the bytes that were hashed, so any SQL ``UPDATE`` shows up as an
 edited record and any ``DELETE`` as a gap or a head mismatch, located by :func:`~signalos_core.audit.verify`.
 ``signalos audit verify var/signalos.db`` reads a SQLite service database directly.
@@ -15,12 +15,10 @@ the ``(chain_id, sequence)`` key is unique, so two writers can never fork a chai
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +36,8 @@ from signalos_core.audit import (
     canonical_json,
     canonical_tree,
     matches,
+    record_from_columns,
+    record_to_columns,
     seal,
     verify,
 )
@@ -45,8 +45,6 @@ from signalos_core.audit import (
 __all__ = ["AUDIT_SCHEMA_VERSION", "ChainConflict", "DatabaseAuditLog", "account_chain", "firm_chain"]
 
 AUDIT_SCHEMA_VERSION = "1"
-_COLUMNS = tuple(str(column.name) for column in audit_records.columns if column.name != "id")
-_JSON_COLUMNS = frozenset({"input", "rules", "details"})
 _SCAN_BATCH = 500
 
 
@@ -64,34 +62,8 @@ def firm_chain(firm_id: object) -> str:
     return f"firm:{firm_id}"
 
 
-def _to_row(record: AuditRecord) -> dict[str, Any]:
-    tree = record.to_json_dict()
-    row: dict[str, Any] = {}
-    for column in _COLUMNS:
-        value = tree[column]
-        if column in _JSON_COLUMNS:
-            value = None if value is None else canonical_json(value).decode("utf-8")
-        row[column] = value
-    return row
-
-
 def _from_row(row: Any) -> AuditRecord | UnreadableRecord:
-    mapping = row._mapping
-    fields: dict[str, Any] = {}
-    try:
-        for column in _COLUMNS:
-            value = mapping[column]
-            if column in _JSON_COLUMNS and value is not None:
-                value = json.loads(value)
-            fields[column] = value
-        if isinstance(fields["rules"], list):
-            fields["rules"] = tuple(fields["rules"])
-        return msgspec.convert(fields, AuditRecord, strict=False)
-    except (ValueError, TypeError, msgspec.ValidationError) as exc:
-        sequence = mapping["sequence"] if isinstance(mapping["sequence"], int) else None
-        return UnreadableRecord(
-            error=str(exc), sequence=sequence, chain_id=mapping["chain_id"], location=f"row id {mapping['id']}"
-        )
+    return record_from_columns(row._mapping, location=f"row id {row._mapping['id']}")
 
 
 def _utc_text(value: datetime) -> str:
@@ -121,7 +93,7 @@ class DatabaseAuditLog:
         sequence, prev_hash = (head.sequence + 1, head.hash) if head else (0, GENESIS_HASH)
         record = seal(entry, sequence=sequence, prev_hash=prev_hash, recorded_at=now, key=self.key)
         try:
-            await db.execute(insert(audit_records).values(**_to_row(record)))
+            await db.execute(insert(audit_records).values(**record_to_columns(record)))
             if head is None:
                 await db.execute(
                     insert(audit_heads).values(chain_id=record.chain_id, sequence=sequence, hash=record.hash)

@@ -76,7 +76,9 @@ def _body(summary: str, value: Any) -> BodyKwarg:
     return BodyKwarg(examples=[Example(summary=summary, value=value)])
 
 
-async def provide_queries(db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]) -> ComplianceQueries:
+async def provide_queries(
+    db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]
+) -> ComplianceQueries:
     """Dependency: the compliance services on the request's database session."""
     return ComplianceQueries(db_session, request.app.state.compliance_audit, request.app.state.compliance_engines)
 
@@ -132,12 +134,35 @@ def _audit_query(
         ) from None
 
 
-Since = Annotated[dt.datetime | None, QueryParameter(description="From (inclusive), ISO 8601 with offset", examples=[Example(value="2026-05-12T00:00:00Z")])]
-Until = Annotated[dt.datetime | None, QueryParameter(description="Until (exclusive), ISO 8601 with offset", examples=[Example(value="2026-05-13T00:00:00Z")])]
-RuleFilter = Annotated[str | None, QueryParameter(description="Only records where this rule fired", examples=[Example(value="ftmo.max_daily_loss")])]
-OutcomeFilter = Annotated[str | None, QueryParameter(description="allow, deny, warn, lock, breach, switched, ...", examples=[Example(value="deny")])]
-KindFilter = Annotated[str | None, QueryParameter(description="decision, enforcement, mode_change, manual_reset", examples=[Example(value="decision")])]
-Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page", examples=[Example(value="42")])]
+Since = Annotated[
+    dt.datetime | None,
+    QueryParameter(
+        description="From (inclusive), ISO 8601 with offset", examples=[Example(value="2026-05-12T00:00:00Z")]
+    ),
+]
+Until = Annotated[
+    dt.datetime | None,
+    QueryParameter(
+        description="Until (exclusive), ISO 8601 with offset", examples=[Example(value="2026-05-13T00:00:00Z")]
+    ),
+]
+RuleFilter = Annotated[
+    str | None,
+    QueryParameter(description="Only records where this rule fired", examples=[Example(value="ftmo.max_daily_loss")]),
+]
+OutcomeFilter = Annotated[
+    str | None,
+    QueryParameter(description="allow, deny, warn, lock, breach, switched, ...", examples=[Example(value="deny")]),
+]
+KindFilter = Annotated[
+    str | None,
+    QueryParameter(
+        description="decision, enforcement, mode_change, manual_reset", examples=[Example(value="decision")]
+    ),
+]
+Cursor = Annotated[
+    str | None, QueryParameter(description="next_cursor of the previous page", examples=[Example(value="42")])
+]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, examples=[Example(value=100)])]
 
 
@@ -254,7 +279,7 @@ class TradingAccountController(Controller):
     @get("/{account_id:uuid}/audit/export", summary="Export the audit log", media_type="text/plain")
     async def export(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
-        format: Annotated[str, QueryParameter(pattern="^(jsonl|csv)$", examples=[Example(value="csv")])] = "jsonl",  # noqa: A002 - the public query name
+        format: Annotated[str, QueryParameter(pattern="^(jsonl|csv)$", examples=[Example(value="csv")])] = "jsonl",
         kind: KindFilter = None, rule_id: RuleFilter = None, outcome: OutcomeFilter = None, since: Since = None,
         until: Until = None,
     ) -> Response[str]:  # fmt: skip
@@ -343,7 +368,11 @@ class FirmComplianceController(Controller):
         row = await svc.accounts.get_profile(_firm_key(request, firm_id), profile_id, version)
         return _profile_out(row, with_yaml=True)
 
-    @delete("/profiles/{profile_id:str}/versions/{version:str}", status_code=HTTP_204_NO_CONTENT, summary="Delete an unused version")
+    @delete(
+        "/profiles/{profile_id:str}/versions/{version:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete an unused version",
+    )
     async def delete_version(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID],
         profile_id: FromPath[str], version: FromPath[str],
@@ -359,7 +388,9 @@ class FirmComplianceController(Controller):
         """Breached, locked and near-limit accounts of the firm."""
         if not Decimal(0) < near <= Decimal(1):
             raise ProblemError(
-                "validation_error", detail="near must be in (0, 1]", extra={"errors": [{"field": "near", "message": "must be in (0, 1]"}]}
+                "validation_error",
+                detail="near must be in (0, 1]",
+                extra={"errors": [{"field": "near", "message": "must be in (0, 1]"}]},
             )
         return await svc.firm_report(current_user(request), firm_id, near)
 

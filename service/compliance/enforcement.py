@@ -290,7 +290,13 @@ class EnforcementService:
         resolved = None
         if data.profile_id is not None:
             resolved = await self.accounts.resolve(
-                user, visible, data.source, data.profile_id, data.version, dict(data.params), require_effective=True
+                user,
+                visible,
+                source=data.source,
+                profile_id=data.profile_id,
+                version=data.version,
+                params=dict(data.params),
+                require_effective=True,
             )
             engine = self.accounts.engine_for(resolved)  # compiles now: a broken profile fails before the switch
 

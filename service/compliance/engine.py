@@ -72,7 +72,11 @@ _state_encoder = msgspec.json.Encoder()
 
 def builtin_kind(profile_id: str) -> str:
     """``regulatory`` for a regulator's regime, else ``firm`` (a prop firm's published rules)."""
-    return "regulatory" if profile_id.split("-")[0].split(".")[0] in REGULATORY_PREFIXES else "firm"
+    return (
+        "regulatory"
+        if profile_id.split("-", maxsplit=1)[0].split(".", maxsplit=1)[0] in REGULATORY_PREFIXES
+        else "firm"
+    )
 
 
 def profile_problem(exc: ProfileSchemaError | ProfileSyntaxError) -> ProblemError:
@@ -90,9 +94,7 @@ def profile_problem(exc: ProfileSchemaError | ProfileSyntaxError) -> ProblemErro
         ]
     else:
         errors = [{"path": "", "message": str(exc), "line": exc.line, "column": exc.column, "suggestion": None}]
-    return ProblemError(
-        "profile_invalid", detail=f"{len(errors)} problem(s) in the profile", extra={"errors": errors}
-    )
+    return ProblemError("profile_invalid", detail=f"{len(errors)} problem(s) in the profile", extra={"errors": errors})
 
 
 def load_profile_text(text: str, params: Mapping[str, Any] | None = None, resolver: Any = None) -> Profile:

@@ -13,8 +13,8 @@ import msgspec
 from sqlalchemy import select
 
 from service.compliance.audit import account_chain, firm_chain
-from service.compliance.engine import decode_state, ensure_day_start, fired_dict
 from service.compliance.enforcement import EnforcementService, account_status
+from service.compliance.engine import decode_state, ensure_day_start, fired_dict
 from service.compliance.models import EquityPoint, TradingAccount
 from service.compliance.reports import StatusView, compute_status, trading_day_window
 from service.compliance.schemas import (
@@ -132,7 +132,9 @@ class ComplianceQueries(EnforcementService):
             raise ProblemError("not_found", detail="No such firm")
         now = dt.datetime.now(dt.UTC)
         accounts = list(
-            await self.db.scalars(select(TradingAccount).where(TradingAccount.firm_id == firm_id).order_by(TradingAccount.name))
+            await self.db.scalars(
+                select(TradingAccount).where(TradingAccount.firm_id == firm_id).order_by(TradingAccount.name)
+            )
         )
         breached, locked, near_limit = [], [], []
         for account in accounts:
@@ -150,7 +152,11 @@ class ComplianceQueries(EnforcementService):
             view = await self._view(account, state, now)
             usage = view.max_usage() if view else None
             if usage is not None and usage >= near:
-                worst = max((lim for lim in view.limits if lim.usage is not None), key=lambda lim: lim.usage) if view else None
+                worst = (
+                    max((lim for lim in view.limits if lim.usage is not None), key=lambda lim: lim.usage)
+                    if view
+                    else None
+                )
                 near_limit.append({**summary, "usage": str(usage), "rule_id": worst.rule_id if worst else None,
                                    "headroom": str(worst.headroom) if worst else None})  # fmt: skip
         return FirmReportOut(
@@ -203,11 +209,17 @@ class ComplianceQueries(EnforcementService):
     async def dry_run(self, user: CurrentUser, account_id: UUID, data: Any) -> DryRunOut:
         """Replay the account's logged decisions and observations of the last N days against a candidate."""
         account = await self.accounts.get_account(user, account_id)
-        if account.firm_id is not None and not (firm_admin_of(user, account.firm_id) or is_platform_admin(user)):
-            if data.source == "firm":
-                raise ProblemError("mode_forbidden", detail="Only the firm's admins dry-run firm profiles")
+        privileged = firm_admin_of(user, account.firm_id) or is_platform_admin(user)
+        if account.firm_id is not None and not privileged and data.source == "firm":
+            raise ProblemError("mode_forbidden", detail="Only the firm's admins dry-run firm profiles")
         resolved = await self.accounts.resolve(
-            user, account, data.source, data.profile_id, data.version, dict(data.params), require_effective=False
+            user,
+            account,
+            source=data.source,
+            profile_id=data.profile_id,
+            version=data.version,
+            params=dict(data.params),
+            require_effective=False,
         )
         engine = self.accounts.engine_for(resolved)
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=data.days)
@@ -237,4 +249,3 @@ class ComplianceQueries(EnforcementService):
             ],
             errors=[msgspec.to_builtins(e) for e in report.errors],
         )  # fmt: skip
-

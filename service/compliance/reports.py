@@ -85,7 +85,9 @@ def _objective(status: ObjectiveStatus, kinds: dict[str, str]) -> ObjectiveOut:
 def compute_status(engine: Engine, state: AccountState, now: dt.datetime) -> StatusView:
     """Project limits, objectives, locks and warnings of ``state`` at ``now`` (nothing is stored)."""
     at = max(now, state.as_of) if state.as_of is not None else now
-    reading = EquityUpdate(at=at, equity=state.equity if state.equity is not None else state.balance, balance=state.balance)
+    reading = EquityUpdate(
+        at=at, equity=state.equity if state.equity is not None else state.balance, balance=state.balance
+    )
     result = engine.observe(state, reading)
     seen: dict[str, FiredRule] = {}
     for rule in (*result.evaluated, *result.fired):
@@ -156,7 +158,9 @@ def render_chart(points: list[dict[str, Any]], start: dt.datetime, end: dt.datet
         y = y_of(value)
         out.append(f'<text x="{_PAD_L - 6}" y="{y:.1f}" text-anchor="end" font-size="11">{value:,.2f}</text>')
     out.append(f'<text x="{_PAD_L}" y="{_H - 8}" font-size="11">{html.escape(start.isoformat())}</text>')
-    out.append(f'<text x="{_W - _PAD_R}" y="{_H - 8}" font-size="11" text-anchor="end">{html.escape(end.isoformat())}</text>')
+    out.append(
+        f'<text x="{_W - _PAD_R}" y="{_H - 8}" font-size="11" text-anchor="end">{html.escape(end.isoformat())}</text>'
+    )
     for index, (key, colour, label) in enumerate(_SERIES):
         coords = []
         for point in points:
@@ -173,7 +177,9 @@ def render_chart(points: list[dict[str, Any]], start: dt.datetime, end: dt.datet
                 f'<polyline data-series="{key}" fill="none" stroke="{colour}" stroke-width="2"{dash} '
                 f'points="{" ".join(coords)}"/>'
             )
-        out.append(f'<text x="{_PAD_L + 10 + index * 200}" y="{_PAD_T + 12}" fill="{colour}" font-size="12">{label}</text>')
+        out.append(
+            f'<text x="{_PAD_L + 10 + index * 200}" y="{_PAD_T + 12}" fill="{colour}" font-size="12">{label}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 

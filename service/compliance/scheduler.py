@@ -37,8 +37,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.compliance.audit import DatabaseAuditLog
-from service.compliance.engine import EngineCache, decode_state
 from service.compliance.enforcement import EnforcementService
+from service.compliance.engine import EngineCache, decode_state
 from service.compliance.models import ClockJob, TradingAccount
 from signalos_core.compliance import ClockEvent, Profile
 
@@ -97,7 +97,9 @@ def due_events(profile: Profile, news: list[Any], start: dt.datetime, end: dt.da
     out: list[DueEvent] = []
     boundary_tz = ZoneInfo(profile.day_boundary.timezone)
     boundary_at = _hhmm(profile.day_boundary.at)
-    out.extend(DueEvent(event="day_boundary", at=_wall(d, boundary_at, boundary_tz)) for d in _days(start, end, boundary_tz))
+    out.extend(
+        DueEvent(event="day_boundary", at=_wall(d, boundary_at, boundary_tz)) for d in _days(start, end, boundary_tz)
+    )
     kinds = {rule.kind: rule for rule in profile.rules}
     if "weekend_close" in kinds:
         out.extend(

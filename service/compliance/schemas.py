@@ -46,7 +46,9 @@ __all__ = [
 ]
 
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", examples=["USD"])]
-Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=1000, examples=["Passed phase 1; moving to verification"])]
+Reason = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=1000, examples=["Passed phase 1; moving to verification"])
+]
 ProfileIdText = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["ftmo-2step-challenge"])]
 VersionText = Annotated[str, msgspec.Meta(min_length=1, max_length=100, examples=["2026.1"])]
 

@@ -160,11 +160,11 @@ class ComplianceService:
         self,
         user: CurrentUser,
         account: TradingAccount,
+        *,
         source: str,
         profile_id: str,
         version: str | None,
         params: dict[str, Any],
-        *,
         require_effective: bool,
     ) -> ResolvedProfile:
         """Find the profile version ``source``/``profile_id``/``version`` the caller may use on ``account``."""
@@ -272,9 +272,7 @@ class ComplianceService:
     async def history(self, account: TradingAccount) -> list[ModeChange]:
         """Every mode change of the account, oldest first."""
         rows = await self.db.scalars(
-            select(ModeChange)
-            .where(ModeChange.account_id == account.id)
-            .order_by(ModeChange.changed_at, ModeChange.id)
+            select(ModeChange).where(ModeChange.account_id == account.id).order_by(ModeChange.changed_at, ModeChange.id)
         )
         return list(rows)
 

@@ -184,4 +184,4 @@ class World:
 @pytest.fixture
 def world(client: TestClient[Litestar], db_url: str) -> Iterator[World]:
     """Platform admin, two firms with an admin each, two traders."""
-    yield World(client, db_url)
+    return World(client, db_url)

@@ -131,7 +131,12 @@ def test_firm_mode_only_by_that_firms_admin_with_history(world: World) -> None:
     switched = world.set_mode(account_id, reason="Challenge purchased")
     assert switched.status_code == 200, switched.text
     mode = switched.json()["mode"]
-    assert (mode["kind"], mode["source"], mode["profile_id"], mode["version"]) == ("firm", "firm", "acme-challenge", "1")
+    assert (mode["kind"], mode["source"], mode["profile_id"], mode["version"]) == (
+        "firm",
+        "firm",
+        "acme-challenge",
+        "1",
+    )
     assert mode["params"] == {"account_size": "100000"}
     assert world.set_mode(account_id, who=world.trader, source="personal").status_code == 403
     removed = world.set_mode(account_id, profile_id=None, reason="Challenge cancelled")
@@ -142,9 +147,12 @@ def test_firm_mode_only_by_that_firms_admin_with_history(world: World) -> None:
         (None, "acme-challenge", "Challenge cancelled"),
     ]
     assert all(h["actor_id"] == world.firm_admin["user_id"] and h["actor_role"] == "firm_admin" for h in history)
-    assert client.get(
-        f"/api/trading-accounts/{account_id}/mode/history", headers=world.other_trader["headers"]
-    ).status_code == 404
+    assert (
+        client.get(
+            f"/api/trading-accounts/{account_id}/mode/history", headers=world.other_trader["headers"]
+        ).status_code
+        == 404
+    )
     audit = client.get(
         f"/api/trading-accounts/{account_id}/audit?kind=mode_change", headers=world.firm_admin["headers"]
     ).json()
