@@ -235,18 +235,24 @@ class PluginWorker:
             return
         self._kill()
         config_json = msgspec.json.encode(self._config()).decode()
+        command = self._command(config_json)
         # Closed in _kill(); a with-block cannot span the worker's lifetime.
         self._stderr = tempfile.TemporaryFile(prefix="signalos-plugin-stderr-")  # noqa: SIM115
-        process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell; the plugin runs confined
-            self._command(config_json),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            env=self._environment(),
-            cwd="/",
-            close_fds=True,
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell; the plugin runs confined
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                env=self._environment(),
+                cwd="/",
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._kill()
+            raise SandboxError(f"cannot start the worker of {self.manifest.id}: {exc}", reason="start_failed",
+                               plugin_id=self.manifest.id) from exc
         self._process = process
         self.starts += 1
         assert process.stdout is not None  # noqa: S101 - stdout=PIPE above guarantees it
