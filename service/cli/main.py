@@ -21,6 +21,8 @@ _COMMANDS: dict[str, str] = {
     "secrets": "service.cli.core:secrets_group",
     "marketplace": "service.cli.marketplace:marketplace",
     "audit": "service.cli.audit:audit",
+    "keys": "service.cli.twofactor:keys",
+    "twofactor": "service.cli.twofactor:twofactor",
     "parse": "service.cli.parsing:parse_cmd",
     "parse-eval": "service.cli.parsing:parse_eval_cmd",
     "plugin": "service.cli.plugins:plugin",
