@@ -128,3 +128,20 @@ def test_start_up_timeout_is_a_start_failure(make_plugin: PluginFactory) -> None
         _worker(folder, use_bwrap=False, startup_timeout_s=0.5).start()
     assert caught.value.reason == "start_failed"
     assert "deadline" in str(caught.value)
+
+
+def test_threads_still_work_inside_the_sandbox(make_plugin: PluginFactory) -> None:
+    # seccomp allows clone() with CLONE_THREAD (and answers clone3 with ENOSYS so glibc falls back to clone).
+    folder = make_plugin(NORMAL_PARSE + """
+def attack(self, request):
+    import threading
+    results = []
+    threads = [threading.Thread(target=results.append, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(results)
+""")
+    with _worker(folder, use_bwrap=False) as worker:
+        assert worker.call("parse", {"text": "attack"}) == [0, 1, 2, 3]
