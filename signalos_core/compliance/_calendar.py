@@ -47,7 +47,7 @@ def _wall(day: dt.date, at: dt.time, tz: ZoneInfo) -> dt.datetime:
 class DayClock:
     """Trading-day arithmetic for one boundary (zone + wall time)."""
 
-    __slots__ = ("_cache", "at", "label", "tz", "tz_name")
+    __slots__ = ("_cache", "_fmt_cache", "_window", "at", "label", "tz", "tz_name")
 
     def __init__(self, tz_name: str, at: str) -> None:
         self.tz_name = tz_name
@@ -55,6 +55,10 @@ class DayClock:
         self.at = parse_hhmm(at)
         self.label = f"{at} {tz_name}"
         self._cache: dict[dt.date, dt.datetime] = {}
+        self._fmt_cache: dict[dt.datetime, str] = {}
+        # The last trading day seen, as [start, end): most calls fall in it, and a comparison is far cheaper
+        # than a zone conversion. A tuple is replaced atomically, so concurrent readers stay consistent.
+        self._window: tuple[dt.datetime, dt.datetime, dt.datetime] | None = None
 
     def boundary_on(self, day: dt.date) -> dt.datetime:
         """The boundary instant on local date ``day``."""
@@ -68,10 +72,16 @@ class DayClock:
 
     def current_start(self, when: dt.datetime) -> dt.datetime:
         """Start of the trading day containing ``when`` (the latest boundary at or before it)."""
+        window = self._window
+        if window is not None and window[0] <= when < window[1]:
+            return window[2]
         local_day = when.astimezone(self.tz).date()
         start = self.boundary_on(local_day)
         if start > when:
             start = self.boundary_on(local_day - dt.timedelta(days=1))
+        end = self.boundary_on(start.astimezone(self.tz).date() + dt.timedelta(days=1))
+        # UTC copies: comparing against a ZoneInfo-aware datetime costs a zone lookup per comparison.
+        self._window = (start.astimezone(_UTC), end.astimezone(_UTC), start)
         return start
 
     def next_start(self, when: dt.datetime) -> dt.datetime:
@@ -89,8 +99,14 @@ class DayClock:
         return start if self.at < dt.time(12, 0) else start + dt.timedelta(days=1)
 
     def fmt(self, when: dt.datetime) -> str:
-        """``2026-05-12 00:00 Europe/Prague`` for explanations."""
-        return f"{when.astimezone(self.tz):%Y-%m-%d %H:%M} {self.tz_name}"
+        """``2026-05-12 00:00 Europe/Prague`` for explanations (cached: day starts repeat on every check)."""
+        hit = self._fmt_cache.get(when)
+        if hit is None:
+            hit = f"{when.astimezone(self.tz):%Y-%m-%d %H:%M} {self.tz_name}"
+            if len(self._fmt_cache) > 4096:
+                self._fmt_cache.clear()
+            self._fmt_cache[when] = hit
+        return hit
 
 
 def business_days_back(end: dt.date, count: int, holidays: Iterable[dt.date]) -> list[dt.date]:

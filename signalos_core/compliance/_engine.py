@@ -36,7 +36,7 @@ from signalos_core.compliance._models import AccountState, Event, Fill, Lock, Or
 from signalos_core.compliance._profile import Profile, RuleSpec
 from signalos_core.compliance._registry import KINDS
 from signalos_core.compliance._state import apply_event, expire_locks
-from signalos_core.compliance._validate import validate
+from signalos_core.compliance._validate import validate, validate_order, validate_state
 
 __all__ = ["BACKENDS", "Engine"]
 
@@ -89,17 +89,24 @@ def _fmt(metric: Metric, value: Decimal) -> str:
 class Engine:
     """A compiled profile bound to a backend. Thread-safe: evaluation keeps no mutable state.
 
-    ``check(state, order)`` is the pre-trade decision; ``observe(state, event)`` the monitoring step that
+    ``check(state, order)`` is the pre-trade decision (``explain_passed=True`` also lists the rules that held,
+    with their numbers and messages, in ``Decision.evaluated``; that costs latency, so it is off by default); ``observe(state, event)`` the monitoring step that
     returns enforcement actions and the next state. ``backend='durable'`` raises :class:`EngineError` where
     durable-rules cannot be imported (Python 3.13+); the default ``python`` backend always works.
     """
 
     def __init__(
-        self, profile: Profile, *, backend: Backend = "python", instruments: InstrumentCatalog | None = None
+        self,
+        profile: Profile,
+        *,
+        backend: Backend = "python",
+        instruments: InstrumentCatalog | None = None,
+        explain_passed: bool = False,
     ) -> None:
         if backend not in BACKENDS:
             raise EngineError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}", backend=backend)
         self.profile = profile
+        self.explain_passed = explain_passed
         self.hash = profile_hash(profile)
         self.clock = DayClock(profile.day_boundary.timezone, profile.day_boundary.at)
         self.catalog = instruments or default_catalog()
@@ -141,6 +148,7 @@ class Engine:
 
     # -- explanation ------------------------------------------------------------------------------------------
     def _result(self, rule: _Rule, m: Measure, reason: Any) -> FiredRule:
+        main = m.metrics[rule.primary]
         parts = []
         for key, op, j in rule.slots:
             metric = m.metrics[j]
@@ -156,7 +164,6 @@ class Engine:
             message += f" (base {money(m.base)}{where})"
         if m.note:
             message += f" [{m.note}]"
-        main = m.metrics[rule.primary]
         return FiredRule(
             rule_id=rule.spec.id, kind=rule.kind.name, outcome=rule.spec.outcome, reason=reason, message=message,
             measured=main.value if main else None, threshold=main.threshold if main else None,
@@ -173,8 +180,14 @@ class Engine:
         )
 
     # -- evaluation -------------------------------------------------------------------------------------------
-    def _run(self, ctx: Ctx, phase: Phase, reducing: bool) -> tuple[list[FiredRule], list[FiredRule], list[Any]]:
-        """(fired, warnings, evaluated-or-objectives) for one phase."""
+    def _run(
+        self, ctx: Ctx, phase: Phase, reducing: bool, *, explain_passed: bool = True, notes: list[str] | None = None
+    ) -> tuple[list[FiredRule], list[FiredRule], list[Any]]:
+        """(fired, warnings, evaluated-or-objectives) for one phase.
+
+        With ``explain_passed=False`` rules that held are not listed (their notes go to ``notes``): the
+        pre-trade hot path then builds no result objects for the common all-clear case.
+        """
         facts: dict[str, tuple[Decimal, Decimal]] = {}
         pending: list[tuple[_Rule, Measure]] = []
         fired: list[FiredRule] = []
@@ -218,7 +231,10 @@ class Engine:
             if rule.group in hits:
                 (warnings if rule.spec.outcome == "warn" else fired).append(self._result(rule, m, "violated"))
                 continue
-            evaluated.append(self._result(rule, m, "passed"))
+            if explain_passed:
+                evaluated.append(self._result(rule, m, "passed"))
+            elif m.note and notes is not None:
+                notes.append(f"{rule.spec.id}: {m.note}")
             for group, _key, fraction in reversed(rule.warn):
                 if group in hits:
                     res = self._result(rule, m, "warning")
@@ -242,19 +258,19 @@ class Engine:
 
         An active lock refuses new risk (reduce-only orders stay allowed); a breach lock refuses it forever.
         """
-        validate(state, "state")
-        validate(order, "order")
+        validate_state(state)
+        validate_order(order)
         self.catalog.get(order.symbol, field="order.symbol")
         ctx = self._ctx(state, order.at, order=order)
         reducing = order.intent != "open"
-        fired: list[FiredRule] = []
-        if not reducing:
-            fired.extend(self._lock_firings(state, order.at))
-        rule_fired, warnings, evaluated = self._run(ctx, "pre_trade", reducing)
-        fired.extend(rule_fired)
+        notes: list[str] = []
+        fired, warnings, evaluated = self._run(ctx, "pre_trade", reducing, explain_passed=self.explain_passed,
+                                               notes=notes)
+        if state.locks and not reducing:
+            fired = self._lock_firings(state, order.at) + fired
         allowed = not any(f.outcome in _BLOCKING for f in fired)
         return Decision(allowed=allowed, at=order.at, profile=self.ref, fired=fired, warnings=warnings,
-                        evaluated=evaluated)
+                        evaluated=evaluated, notes=notes)
 
     def _lock_firings(self, state: AccountState, at: Any) -> list[FiredRule]:
         out = []
@@ -271,7 +287,7 @@ class Engine:
 
     def observe(self, state: AccountState, event: Event) -> Enforcement:
         """Monitoring step: apply ``event``, evaluate monitoring rules and objectives, return actions + next state."""
-        validate(state, "state")
+        validate_state(state)
         validate(event, "event")
         if isinstance(event, Fill):
             self.catalog.get(event.symbol, field="event.symbol")
@@ -317,6 +333,6 @@ class Engine:
 
     def objectives(self, state: AccountState, at: Any) -> list[ObjectiveStatus]:
         """Objective progress for ``state`` at ``at`` without applying any event."""
-        validate(state, "state")
+        validate_state(state)
         _f, _w, statuses = self._run(self._ctx(state, at), "objective", False)
         return list(statuses)

@@ -1,7 +1,9 @@
 """Input validation that must hold before any rule runs: a check never allows on bad input.
 
 msgspec already enforces types and unknown fields; this adds what JSON types cannot say: every datetime is
-timezone-aware, every Decimal is finite, sizes are not negative (and an order's size is positive).
+timezone-aware, every Decimal is finite, sizes are not negative (and an order's size is positive). The hot
+fields (balances, positions, the order) are checked by explicit code because this runs on every pre-trade
+check; the rarely filled blocks fall back to a generic walk over the Struct fields.
 """
 
 from __future__ import annotations
@@ -13,31 +15,44 @@ from typing import Any
 import msgspec
 
 from signalos_core._errors import EvaluationError
+from signalos_core.compliance._models import AccountState, Order, Position
 
-__all__ = ["validate"]
+__all__ = ["validate", "validate_order", "validate_state"]
 
 _NON_NEGATIVE = frozenset({"size", "requested_leverage", "margin", "margin_requirement", "total_initial_margin",
                            "maintenance_margin", "quote_to_account"})
 _SCALARS = (str, bool, int)
+_GENERIC_BLOCKS = ("pending_orders", "closed_trades", "eod_balances", "daily_pnl", "locks", "news_calendar",
+                   "day_trades")
+
+
+def _bad_decimal(value: Decimal, path: str) -> EvaluationError:
+    return EvaluationError(f"{path} is {value}, not a finite number", field=path)
+
+
+def _naive(path: str) -> EvaluationError:
+    return EvaluationError(f"{path} is a naive datetime; give a timezone offset or Z", field=path)
+
+
+def _negative(path: str, value: Decimal) -> EvaluationError:
+    return EvaluationError(f"{path} must not be negative (got {value})", field=path)
 
 
 def _check(value: Any, path: str, name: str) -> None:
     if isinstance(value, Decimal):
         if not value.is_finite():
-            raise EvaluationError(f"{path} is {value}, not a finite number", field=path)
+            raise _bad_decimal(value, path)
         if name in _NON_NEGATIVE and value < 0:
-            raise EvaluationError(f"{path} must not be negative (got {value})", field=path)
+            raise _negative(path, value)
     elif isinstance(value, dt.datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise EvaluationError(f"{path} is a naive datetime; give a timezone offset or Z", field=path)
+        if value.utcoffset() is None:
+            raise _naive(path)
     elif isinstance(value, msgspec.Struct):
         _walk(value, path)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             if not isinstance(item, _SCALARS):
                 _check(item, f"{path}[{i}]", name)
-    elif isinstance(value, float):
-        raise EvaluationError(f"{path} is a float; money and sizes must be decimals", field=path)
 
 
 def _walk(obj: msgspec.Struct, prefix: str) -> None:
@@ -54,3 +69,90 @@ def validate(obj: msgspec.Struct, root: str) -> None:
     size = getattr(obj, "size", None)
     if isinstance(size, Decimal) and size == 0 and root in ("order", "event"):
         raise EvaluationError(f"{root}.size must be positive", field=f"{root}.size")
+
+
+_POSITION_NUMBERS = ("entry", "stop_loss", "take_profit", "mark", "floating_pnl", "margin")
+_STATE_NUMBERS = ("equity", "initial_balance", "equity_prior_close", "total_initial_margin", "maintenance_margin")
+_ORDER_NUMBERS = ("price", "stop_loss", "take_profit", "requested_leverage", "margin", "margin_requirement",
+                  "quote_to_account")
+
+
+def _numbers(values: tuple[Decimal | None, ...], names: tuple[str, ...], prefix: str) -> None:
+    """Finite (and, where required, non-negative) optional Decimals; paths are built only on failure.
+
+    The loop tests finiteness only; the few fields that must not be negative are named in ``_NON_NEGATIVE``
+    and re-checked on the slow path, which runs only when a negative value is present among them.
+    """
+    for value in values:
+        if value is not None and not value.is_finite():
+            break
+    else:
+        return
+    for value, name in zip(values, names, strict=True):
+        if value is not None:
+            _check(value, f"{prefix}.{name}", name)
+
+
+def _non_negative(values: tuple[Decimal | None, ...], names: tuple[str, ...], prefix: str) -> None:
+    for value, name in zip(values, names, strict=True):
+        if value is not None and value < 0:
+            raise _negative(f"{prefix}.{name}", value)
+
+
+def _position(pos: Position, i: int) -> None:
+    size = pos.size
+    if not size.is_finite() or size < 0:
+        _check(size, f"state.positions[{i}].size", "size")
+    _numbers((pos.entry, pos.stop_loss, pos.take_profit, pos.mark, pos.floating_pnl, pos.margin),
+             _POSITION_NUMBERS, f"state.positions[{i}]")
+    if pos.opened_at is not None and pos.opened_at.utcoffset() is None:
+        raise _naive(f"state.positions[{i}].opened_at")
+    if pos.margin is not None and pos.margin < 0:
+        raise _negative(f"state.positions[{i}].margin", pos.margin)
+
+
+def validate_state(state: AccountState) -> None:
+    """Validate an :class:`AccountState` (fast path for the fields every check reads)."""
+    if not state.balance.is_finite():
+        raise _bad_decimal(state.balance, "state.balance")
+    _numbers((state.equity, state.initial_balance, state.equity_prior_close, state.total_initial_margin,
+              state.maintenance_margin), _STATE_NUMBERS, "state")
+    _non_negative((state.total_initial_margin, state.maintenance_margin),
+                  ("total_initial_margin", "maintenance_margin"), "state")
+    if state.as_of is not None and state.as_of.utcoffset() is None:
+        raise _naive("state.as_of")
+    if state.created_at is not None and state.created_at.utcoffset() is None:
+        raise _naive("state.created_at")
+    for i, pos in enumerate(state.positions):
+        _position(pos, i)
+    snap = state.day_start
+    if snap is not None:
+        if snap.at.utcoffset() is None:
+            raise _naive("state.day_start.at")
+        if not snap.balance.is_finite():
+            raise _bad_decimal(snap.balance, "state.day_start.balance")
+        if snap.equity is not None and not snap.equity.is_finite():
+            raise _bad_decimal(snap.equity, "state.day_start.equity")
+    hw = state.high_water
+    for name, value in (("closed_balance", hw.closed_balance), ("equity", hw.equity)):
+        if value is not None and not value.is_finite():
+            raise _bad_decimal(value, f"state.high_water.{name}")
+    for name in _GENERIC_BLOCKS:
+        items = getattr(state, name)
+        if items:
+            _check(items, f"state.{name}", name)
+
+
+def validate_order(order: Order) -> None:
+    """Validate an :class:`Order`: aware time, finite numbers, positive size."""
+    if order.at.utcoffset() is None:
+        raise _naive("order.at")
+    size = order.size
+    if not size.is_finite():
+        raise _bad_decimal(size, "order.size")
+    if size <= 0:
+        raise EvaluationError(f"order.size must be positive (got {size})", field="order.size")
+    _numbers((order.price, order.stop_loss, order.take_profit, order.requested_leverage, order.margin,
+              order.margin_requirement, order.quote_to_account), _ORDER_NUMBERS, "order")
+    _non_negative((order.requested_leverage, order.margin, order.margin_requirement, order.quote_to_account),
+                  _ORDER_NUMBERS[3:], "order")

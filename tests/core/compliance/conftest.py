@@ -29,7 +29,7 @@ def engine_for() -> Callable[..., Engine]:
     """Build an :class:`Engine` from a rules block (python backend unless asked)."""
 
     def build(rules: str, *, backend: str = "python", **kw: str) -> Engine:
-        return Engine(make_profile(rules, **kw), backend=backend)  # type: ignore[arg-type]
+        return Engine(make_profile(rules, **kw), backend=backend, explain_passed=True)  # type: ignore[arg-type]
 
     return build
 

@@ -212,7 +212,7 @@ def _expected(key: str, value: Any) -> Any:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["id"] for s in SCENARIOS])
 def test_dev_scenario(scenario: dict[str, Any], backend: str) -> None:
     profile = load_builtin_profile(PROFILES[scenario["profile"]])
-    engine = Engine(profile, backend=backend)  # type: ignore[arg-type]
+    engine = Engine(profile, backend=backend, explain_passed=True)  # type: ignore[arg-type]
     result = run(engine, build_state(scenario["state"], scenario["profile"]), scenario["action"])
     expected = scenario["expected"]
     fired = violated(result)
