@@ -9,8 +9,9 @@ Layout under ``root``::
 States of an install (one row per user, account and plugin)::
 
     installed -> verified -> active <-> inactive
-                               |  \\-> updating -> active (new version, or old one after rollback)
-                               \\-> quarantined (repeated crashes; update or remove)
+    verified | active | inactive | quarantined -> updating -> active or inactive (new version, or the
+                                                              previous one after a rollback)
+    active -> quarantined (repeated failures; update or remove)
     any -> removed
 
 Install refuses (``PackageVerificationError.reason``): every reason of :func:`verify_package`, plus
@@ -45,7 +46,7 @@ InstallState = str  # one of _STATES; kept a plain string so it round-trips thro
 _STATES = ("installed", "verified", "active", "inactive", "updating", "quarantined", "removed")
 _TRANSITIONS: dict[str, frozenset[str]] = {
     "installed": frozenset({"verified", "removed"}),
-    "verified": frozenset({"active", "inactive", "removed"}),
+    "verified": frozenset({"active", "inactive", "updating", "removed"}),
     "active": frozenset({"inactive", "updating", "quarantined", "removed"}),
     "inactive": frozenset({"active", "updating", "removed"}),
     "updating": frozenset({"active", "inactive", "quarantined"}),

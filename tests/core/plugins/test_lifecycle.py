@@ -112,8 +112,8 @@ def test_duplicate_id_from_another_publisher_is_refused(tmp_path: Path, keyring:
 
 def test_state_machine_refuses_illegal_moves(registry: PluginRegistry, package) -> None:  # type: ignore[no-untyped-def]
     registry.install(package(), user_id=U, account_id=A)
-    with pytest.raises(PluginStateError, match="cannot go from verified to updating"):
-        registry.transition(U, A, PID, "updating")
+    with pytest.raises(PluginStateError, match="cannot go from verified to quarantined"):
+        registry.transition(U, A, PID, "quarantined")
     with pytest.raises(ValueError, match="unknown state"):
         registry.transition(U, A, PID, "dancing")
     with pytest.raises(ValueError, match="names a folder"):
@@ -169,9 +169,12 @@ def test_update_and_automatic_rollback(runtime: PluginRuntime, registry: PluginR
     with pytest.raises(SandboxError, match="self-test"):
         runtime.update(U, A, package("1.3.0", code=OK_PLUGIN + "\ndef self_test(self):\n    return False\n"))
     assert registry.get(U, A, PID).version == "1.1.0"
-    # An update of an inactive install just swaps the version.
+    # An update of an inactive (or never activated) install just swaps the version.
     runtime.deactivate(U, A, PID)
     assert runtime.update(U, A, package("1.4.0")).state == "inactive"
+    registry.install(package("1.4.0"), user_id=U, account_id="acct-2")
+    fresh = runtime.update(U, "acct-2", package("1.5.0"))
+    assert (fresh.state, fresh.version, fresh.previous_version) == ("inactive", "1.5.0", "1.4.0")
 
 
 def test_repeated_crashes_quarantine_the_install(runtime: PluginRuntime, registry: PluginRegistry, package) -> None:  # type: ignore[no-untyped-def]
