@@ -101,15 +101,17 @@ class _Scanner:
         toks = self.toks
         move_at = next((k for k, i in enumerate(idx) if "move" in toks[i].concepts), None)
         hit_at = next((k for k, i in enumerate(idx) if toks[i].concepts & {"hit", "stopped"}), None)
+        hit_label = self._hit_label(idx, hit_at) if hit_at is not None else None
         for k, i in enumerate(idx):
             tok = toks[i]
             c = tok.concepts
             if i in self.out.consumed or tok.kind not in (WORD,):
                 continue
+            hit = hit_at if k == hit_label else None
             if ("sl" in c or ("stop_word" in c and not self._after_side(idx, k))) and "emoji_label" not in c:
-                self._sl(idx, k, move_at, hit_at)
+                self._sl(idx, k, move_at, hit)
             elif "tp" in c or ("tp_glued" in c and tok.index is not None):
-                self._tp(idx, k, move_at, hit_at)
+                self._tp(idx, k, move_at, hit)
             elif c & {"close", "cancel"} and self._negated(idx, k):
                 continue  # "don't close yet", "no cierren": the opposite of an instruction
             elif "close" in c and not self._slot_value(idx, k):
@@ -129,6 +131,20 @@ class _Scanner:
                 self.add(Action(action="entry_triggered"), i)
             elif "hold" in c:
                 self.add(Action(action="hold"), i)
+
+    def _hit_label(self, idx: list[int], hit_at: int) -> int | None:
+        """The label a hit word reports on: the nearest SL/TP label before it, else the first after it."""
+        labels = [k for k, i in enumerate(idx) if self._is_label(self.toks[i])]
+        before = [k for k in labels if k < hit_at]
+        if before:
+            return before[-1]
+        after = [k for k in labels if k > hit_at]
+        return after[0] if after else None
+
+    @staticmethod
+    def _is_label(tok: Tok) -> bool:
+        c = tok.concepts
+        return tok.kind == WORD and bool(c & {"sl", "tp", "stop_word"} or ("tp_glued" in c and tok.index is not None))
 
     def _after_side(self, idx: list[int], k: int) -> bool:
         return k > 0 and bool(self.toks[idx[k - 1]].concepts & {"buy", "sell"})
@@ -178,6 +194,9 @@ class _Scanner:
     def _sl(self, idx: list[int], k: int, move_at: int | None, hit_at: int | None) -> None:
         i = idx[k]
         nxt = self.toks[idx[k + 1]] if k + 1 < len(idx) else None
+        if nxt is not None and "move" in nxt.concepts and k + 2 < len(idx) and "to" in self.toks[idx[k + 2]].concepts:
+            move_at, nxt = k - 1, self.toks[idx[k + 2]]  # "SL moved to 2335": the verb after its object
+            self.out.consumed.add(idx[k + 1])
         to_next = nxt is not None and ("to" in nxt.concepts or (nxt.kind == SEP and nxt.text == ">"))
         if hit_at is not None and (move_at is None or move_at > k):
             self.out.verb_cue = True
@@ -187,7 +206,7 @@ class _Scanner:
         if (move_at is not None and move_at < k) or (to_next and target is not None) or target == "breakeven":
             self.out.verb_cue = self.out.verb_cue or move_at is not None or target == "breakeven"
             self.add(Action(action="move_sl", to=target), i, at)
-            if move_at is not None:
+            if move_at is not None and move_at >= 0:
                 self.out.consumed.add(idx[move_at])
 
     def _tp(self, idx: list[int], k: int, move_at: int | None, hit_at: int | None) -> None:

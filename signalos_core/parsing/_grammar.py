@@ -207,6 +207,21 @@ class _Extractor:
                 return j
         return None
 
+    def _before_on_line(self, i: int) -> tuple[bool, bool]:
+        """(a negation within two words before token ``i``, a future/condition word earlier on its line)."""
+        negated = future = False
+        words = 0
+        for j in range(i - 1, -1, -1):
+            tok = self.toks[j]
+            if tok.kind == NL:
+                break
+            if tok.kind == WORD:
+                words += 1
+                c = tok.concepts
+                negated = negated or (words <= 2 and "negation" in c and "id" not in c)
+                future = future or "future" in c
+        return negated, future
+
     def _side_ahead_on_line(self, i: int) -> bool:
         line = self.line_of[i]
         for j in range(i + 1, len(self.toks)):
@@ -347,6 +362,11 @@ class _Extractor:
 
     def _side(self, i: int, tok: Tok, side: Side) -> None:
         d = self.d
+        negated, future = self._before_on_line(i)
+        if negated:
+            return  # "don't buy gold now": not a side
+        if future:
+            d.flags.add("intention")  # "if gold breaks 2350 we will buy": a plan, not an order
         if d.side is not None and d.side_word:
             if d.has_levels() and (self._price_ahead_on_line(i) or side != d.side):
                 self._new_draft()
@@ -453,7 +473,8 @@ class _Extractor:
         ):
             self._bind_entry(value, tok, "-", line)
             return
-        if (d.side_word or d.own_symbol) and not d.entry_vals and not d.has_levels():
+        header = prev is not None and (prev is d.side_tok or prev is d.symbol_tok or prev is d.otype_tok)
+        if (d.side_word or d.own_symbol) and not d.entry_vals and (not d.has_levels() or header):
             self._open_label("entry", i, None)
             self._bind("entry", value, tok, i)
 

@@ -112,8 +112,9 @@ class SignalParser:
         price = context.current_price if context else None
         default_symbol = (context.default_symbol if context else None) or self.default_symbol
         has_default = default_symbol is not None
-        opened = [d for d in drafts if _open_strength(d, has_default) > 0]
-        strong = any(_open_strength(d, has_default) >= 2 for d in opened)
+        short = sum(1 for t in toks if t.kind == WORD) <= 5
+        opened = [d for d in drafts if _open_strength(d, has_default, short) > 0]
+        strong = any(_open_strength(d, has_default, short) >= 2 for d in opened)
         if follow.verb_cue and not any(d.has_values() for d in opened):
             strong = False  # "Cancel the EURUSD buy limit": words of an order, but an instruction about one
         actions = [a for a in follow.actions if a[0].action not in _PASSIVE] or follow.actions
@@ -121,13 +122,15 @@ class SignalParser:
             actions = []
         if actions and all(a[0].action == "profit_report" for a in actions) and _any(toks, "summary"):
             actions = []  # "results this week: +540 pips": a results summary is noise, not a trade status
-        if actions and (follow.update or not strong):
+        hits = any(a[0].action in ("tp_hit", "sl_hit") for a in actions)
+        if actions and (follow.update or hits or not strong):
+            # a hit report inside an order-shaped text is an edited signal reporting progress, never a new order
             return self._followup(text, toks, follow, actions, drafts, context, default_symbol)
         if opened:
             if follow.consumed:
                 # a compound message: re-read the order without the follow-up's claims on its labels
                 drafts = extract_orders(toks, text, lex, set())
-                opened = [d for d in drafts if _open_strength(d, has_default) > 0] or opened
+                opened = [d for d in drafts if _open_strength(d, has_default, short) > 0] or opened
             return self._open(opened, follow, price, default_symbol)
         return self._finish(ParseResult(kind="noise", confidence=0.9 if not _has_prices(toks) else 0.75))
 
@@ -231,17 +234,18 @@ class SignalParser:
         return result
 
 
-def _open_strength(d: Draft, has_default: bool = False) -> int:
-    """0: not an order; 1: side word + symbol only (incomplete); 2: an order with prices or an explicit type.
+def _open_strength(d: Draft, has_default: bool = False, short: bool = True) -> int:
+    """0: not an order; 1: a bare header (side word + symbol, short message); 2: an order with prices or an
+    explicit type.
 
     A channel default symbol counts as a symbol (``BUY NOW`` in a gold-only channel is an order)."""
     symbol = d.symbol is not None or has_default
     if d.side_word:
-        if d.sentiment_only and not d.has_levels():
-            return 0  # "gold looks bullish, 2400 next": an opinion, not an order
+        if (d.sentiment_only or "intention" in d.flags) and not d.has_levels():
+            return 0  # "gold looks bullish, 2400 next", "we will buy if...": an opinion or a plan
         if d.entry_vals or (d.sl and d.tp) or d.has_levels() or (symbol and d.otype_explicit):
             return 2
-        return 1 if symbol else 0
+        return 1 if symbol and short else 0
     if d.entry_vals and d.sl and d.tp:
         return 2  # side inferred from the price order; flagged, and missing_symbol when no symbol
     return 0

@@ -130,6 +130,16 @@ OPENS = [
         {"entry": 0.856, "no_flags": ["pips_annotation_mismatch"]},
     ),
     ("EURGBP SELL 0.8560 SL 0.8600 (70 pips) TP 0.8500", {"flags": ["pips_annotation_mismatch"]}),
+    ("Ich kaufe Gold bei 2330, SL 2320, Ziel 2350", {"side": "buy", "entry": 2330, "sl": 2320, "tp": [2350]}),
+    ("GOLD 2350 BUY\nSL 2340\nTP 2360", {"entry": 2350, "sl": 2340}),
+    ("Tp1.1.23450 for EURUSD buy 1.2300 sl 1.2250", {"entry": 1.23, "tp": [1.2345]}),
+    ("EURUSD BUY 1.0850\nSL 1.0820\nTP 1, 1.0880\nTP 2, 1.0900", {"tp": [1.088, 1.09]}),
+    (
+        "BTCUSDT SHORT 🔻\nEntry: 67,500\nTP: 66,000 / 65,000\nSL: 68,200\nLeverage: Cross 20x",
+        {"entry": 67500, "sl": 68200, "tp": [66000, 65000], "leverage": 20},
+    ),
+    ("If gold breaks 2350 we will buy, SL 2340 TP 2370", {"flags": ["intention"], "needs_confirmation": True}),
+    ("XAUUSD SELL", {"flags": ["incomplete"], "needs_confirmation": True}),
 ]
 
 
@@ -188,6 +198,17 @@ FOLLOW_UPS = [
     ("Buy limit activated ✅", "info", {"action": {"action": "entry_triggered"}}),
     ("Hold your positions, don't close yet", "info", {"action": {"action": "hold"}}),
     ("Otra vez +35 pips ✅", "info", {"action": {"action": "profit_report", "pips": 35}}),
+    ("SL moved to 2335", "modify", {"action": {"action": "move_sl", "to": 2335}}),
+    ("Trailing SL to 2340", "modify", {"action": {"action": "move_sl", "to": 2340}}),
+    ("Gold hit TP2 +120 pips 🔥", "info", {"action": {"action": "tp_hit", "tp_index": 2}, "symbol": "XAUUSD"}),
+    ("BUY GOLD 2330 SL 2320 TP 2340 ✅ TP1 hit", "info", {"action": {"action": "tp_hit", "tp_index": 1}}),
+    (
+        "🔴 EXIT BTCUSDm SELL @ 65000",
+        "close",
+        {"action": {"action": "close", "target": "BTCUSD", "side_filter": "sell"}},
+    ),
+    ("Закрываем все сделки", "close", {"action": {"action": "close_all"}}),
+    ("همه معاملات رو ببندید", "close", {"action": {"action": "close_all"}}),
 ]
 
 
@@ -206,6 +227,10 @@ NOISE = [
     "Gold update: price now 2345, we are waiting for a better entry",
     "📊 Weekly recap: 12 wins, 3 losses, +1250 pips",
     "I'll let you know when to close",
+    "Last week we made 500 pips on GBPJPY buy",
+    "Don't buy gold now, wait for 2300",
+    "If gold breaks 2350 we will buy",
+    "EURUSD analysis: resistance at 1.0900, support at 1.0800",
     "",
     "🚀🚀🚀",
 ]
