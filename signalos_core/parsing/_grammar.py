@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from signalos_core.parsing._draft import Draft, line_info, modal_decimals, recover, share_levels
 from signalos_core.parsing._lexicon import Lexicon
 from signalos_core.parsing._model import Side
 from signalos_core.parsing._tokens import (
@@ -29,7 +30,7 @@ from signalos_core.parsing._tokens import (
     Tok,
 )
 
-__all__ = ["Draft", "extract_orders"]
+__all__ = ["extract_orders"]
 
 _RANGE_SEPS = frozenset({"-", "/", "_", "~", "to"})
 _LIST_SEPS = frozenset({"/", ",", "&", "-", "and", "|", ";", "_"})
@@ -38,118 +39,13 @@ _SKIPPABLE_SEPS = frozenset({":", "-", ".", "=", "#", "@", "(", ")", "*", ">", "
 _LABEL_KINDS = ("sl", "tp", "entry")
 
 
-class Draft:
-    """A new order being assembled; values keep their tokens for spans."""
-
-    __slots__ = (
-        "entry_join",
-        "entry_vals",
-        "flags",
-        "leverage",
-        "lot",
-        "notes",
-        "order_type",
-        "otype_explicit",
-        "otype_tok",
-        "own_symbol",
-        "pip_notes",
-        "price_unit",
-        "quantity",
-        "risk",
-        "sentiment_only",
-        "side",
-        "side_tok",
-        "side_word",
-        "sl",
-        "sl_open",
-        "sl_pips",
-        "symbol",
-        "symbol_tok",
-        "tp",
-        "tp_open",
-        "tp_pips",
-    )
-
-    def __init__(self) -> None:
-        self.symbol: str | None = None
-        self.symbol_tok: Tok | None = None
-        self.own_symbol = False
-        self.side: Side | None = None
-        self.side_tok: Tok | None = None
-        self.side_word = False
-        self.sentiment_only = False
-        self.order_type: str | None = None
-        self.otype_explicit = False
-        self.otype_tok: Tok | None = None
-        self.entry_vals: list[tuple[Decimal, Tok]] = []
-        self.entry_join: str | None = None
-        self.sl: tuple[Decimal, Tok] | None = None
-        self.sl_open = False
-        self.sl_pips: tuple[Decimal, Tok] | None = None
-        self.tp: list[tuple[Decimal, Tok]] = []
-        self.tp_open = False
-        self.tp_pips: list[tuple[Decimal, Tok]] = []
-        self.flags: set[str] = set()
-        self.pip_notes: list[tuple[str, Decimal, Decimal]] = []
-        self.price_unit: str | None = None
-        self.lot: Decimal | None = None
-        self.risk: Decimal | None = None
-        self.leverage: Decimal | None = None
-        self.quantity: str | None = None
-        self.notes: list[str] = []
-
-    def has_levels(self) -> bool:
-        """True once an SL or TP (price, pips or open slot) was bound."""
-        return bool(self.sl or self.tp or self.sl_pips or self.tp_pips or self.tp_open)
-
-    def has_values(self) -> bool:
-        """True once any price was bound."""
-        return bool(self.entry_vals or self.sl or self.tp)
-
-
-def _line_info(toks: list[Tok]) -> tuple[list[int], list[bool]]:
-    """Line number per token and whether each line holds only numbers/punctuation/emoji."""
-    line_of: list[int] = []
-    bare: list[bool] = [True]
-    has_num: list[bool] = [False]
-    line = 0
-    for tok in toks:
-        if tok.kind == NL:
-            line += 1
-            bare.append(True)
-            has_num.append(False)
-        elif tok.kind == WORD and not tok.concepts & {"and"}:
-            bare[line] = False
-        elif tok.kind == NUM and tok.ncls == PRICE:
-            has_num[line] = True
-        line_of.append(line)
-    return line_of, [b and h for b, h in zip(bare, has_num, strict=True)]
-
-
-def _modal_decimals(toks: list[Tok]) -> int:
-    counts: dict[int, int] = {}
-    for tok in toks:
-        if tok.kind == NUM and tok.ncls == PRICE and tok.value is not None and tok.decimals:
-            counts[tok.decimals] = counts.get(tok.decimals, 0) + 1
-    return max(counts, key=lambda d: counts[d]) if counts else 2
-
-
-def _recover(tok: Tok, decimals: int) -> Decimal | None:
-    """Value of a number with glued garbage (``2368.502302.72``): integer part plus the usual decimals."""
-    head, _, rest = tok.raw.partition(".")
-    if not head or not rest[:1].isdigit():
-        return None
-    frac = "".join(ch for ch in rest[:decimals] if ch.isdigit())
-    return Decimal(f"{head}.{frac}") if frac else Decimal(head)
-
-
 class _Extractor:
     def __init__(self, toks: list[Tok], text: str, lex: Lexicon, consumed: set[int]) -> None:
         self.toks = toks
         self.text = text
         self.lex = lex
         self.consumed = consumed
-        self.line_of, self.bare = _line_info(toks)
+        self.line_of, self.bare = line_info(toks)
         self.d = Draft()  # the order being assembled (last of drafts)
         self.drafts: list[Draft] = [self.d]
         self.label: str | None = None
@@ -197,7 +93,7 @@ class _Extractor:
                 if draft.symbol is None:
                     draft.symbol, draft.symbol_tok = self.coin
         drafts = [d for d in self.drafts if d.side or d.has_values() or d.symbol]
-        _share_levels(drafts)
+        share_levels(drafts)
         return drafts
 
     # ------------------------------------------------------------------ helpers
@@ -432,7 +328,7 @@ class _Extractor:
         if value is None:
             if tok.nflag != "corrupted_number":
                 return
-            value = _recover(tok, _modal_decimals(self.toks))
+            value = recover(tok, modal_decimals(self.toks))
             if value is None:
                 return
             d.flags.add("corrupted_number")
@@ -612,20 +508,6 @@ class _Extractor:
             slot, _, price_tok = self.last
             if price_tok.value is not None:
                 d.pip_notes.append((slot, price_tok.value, value))
-
-
-def _share_levels(drafts: list[Draft]) -> None:
-    """``Buy EURUSD 1.08 and GBPUSD 1.27 / SL 30 pips TP 60 pips``: trailing levels apply to every order
-    that states none; pip distances are shared across symbols, prices only within the same symbol."""
-    for k, draft in enumerate(drafts):
-        if draft.has_levels():
-            continue
-        donor = next((later for later in drafts[k + 1 :] if later.has_levels()), None)
-        if donor is None:
-            continue
-        draft.sl_pips, draft.tp_pips = donor.sl_pips, list(donor.tp_pips)
-        if donor.symbol == draft.symbol:
-            draft.sl, draft.tp, draft.sl_open, draft.tp_open = donor.sl, list(donor.tp), donor.sl_open, donor.tp_open
 
 
 def extract_orders(toks: list[Tok], text: str, lex: Lexicon, consumed: set[int]) -> list[Draft]:

@@ -14,8 +14,9 @@ from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from signalos_core._errors import ParseError
+from signalos_core.parsing._draft import Draft
 from signalos_core.parsing._followup import FollowUps, scan_followups
-from signalos_core.parsing._grammar import Draft, extract_orders
+from signalos_core.parsing._grammar import extract_orders
 from signalos_core.parsing._lexicon import Lexicon, default_lexicon
 from signalos_core.parsing._model import Action, Kind, ParseContext, ParseResult, Span
 from signalos_core.parsing._sanity import confidence, finalise

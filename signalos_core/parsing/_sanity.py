@@ -13,7 +13,7 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
-from signalos_core.parsing._grammar import Draft
+from signalos_core.parsing._draft import Draft
 from signalos_core.parsing._lexicon import Lexicon
 from signalos_core.parsing._model import Span
 from signalos_core.parsing._tokens import Tok

@@ -1,0 +1,129 @@
+"""The order being assembled (:class:`Draft`) and the per-message helpers of the new-order grammar."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from signalos_core.parsing._model import Side
+from signalos_core.parsing._tokens import NL, NUM, PRICE, WORD, Tok
+
+__all__ = ["Draft", "line_info", "modal_decimals", "recover", "share_levels"]
+
+
+class Draft:
+    """A new order being assembled; values keep their tokens for spans."""
+
+    __slots__ = (
+        "entry_join",
+        "entry_vals",
+        "flags",
+        "leverage",
+        "lot",
+        "notes",
+        "order_type",
+        "otype_explicit",
+        "otype_tok",
+        "own_symbol",
+        "pip_notes",
+        "price_unit",
+        "quantity",
+        "risk",
+        "sentiment_only",
+        "side",
+        "side_tok",
+        "side_word",
+        "sl",
+        "sl_open",
+        "sl_pips",
+        "symbol",
+        "symbol_tok",
+        "tp",
+        "tp_open",
+        "tp_pips",
+    )
+
+    def __init__(self) -> None:
+        self.symbol: str | None = None
+        self.symbol_tok: Tok | None = None
+        self.own_symbol = False
+        self.side: Side | None = None
+        self.side_tok: Tok | None = None
+        self.side_word = False
+        self.sentiment_only = False
+        self.order_type: str | None = None
+        self.otype_explicit = False
+        self.otype_tok: Tok | None = None
+        self.entry_vals: list[tuple[Decimal, Tok]] = []
+        self.entry_join: str | None = None
+        self.sl: tuple[Decimal, Tok] | None = None
+        self.sl_open = False
+        self.sl_pips: tuple[Decimal, Tok] | None = None
+        self.tp: list[tuple[Decimal, Tok]] = []
+        self.tp_open = False
+        self.tp_pips: list[tuple[Decimal, Tok]] = []
+        self.flags: set[str] = set()
+        self.pip_notes: list[tuple[str, Decimal, Decimal]] = []
+        self.price_unit: str | None = None
+        self.lot: Decimal | None = None
+        self.risk: Decimal | None = None
+        self.leverage: Decimal | None = None
+        self.quantity: str | None = None
+        self.notes: list[str] = []
+
+    def has_levels(self) -> bool:
+        """True once an SL or TP (price, pips or open slot) was bound."""
+        return bool(self.sl or self.tp or self.sl_pips or self.tp_pips or self.tp_open)
+
+    def has_values(self) -> bool:
+        """True once any price was bound."""
+        return bool(self.entry_vals or self.sl or self.tp)
+
+
+def line_info(toks: list[Tok]) -> tuple[list[int], list[bool]]:
+    """Line number per token and whether each line holds only numbers/punctuation/emoji."""
+    line_of: list[int] = []
+    bare: list[bool] = [True]
+    has_num: list[bool] = [False]
+    line = 0
+    for tok in toks:
+        if tok.kind == NL:
+            line += 1
+            bare.append(True)
+            has_num.append(False)
+        elif tok.kind == WORD and not tok.concepts & {"and"}:
+            bare[line] = False
+        elif tok.kind == NUM and tok.ncls == PRICE:
+            has_num[line] = True
+        line_of.append(line)
+    return line_of, [b and h for b, h in zip(bare, has_num, strict=True)]
+
+
+def modal_decimals(toks: list[Tok]) -> int:
+    counts: dict[int, int] = {}
+    for tok in toks:
+        if tok.kind == NUM and tok.ncls == PRICE and tok.value is not None and tok.decimals:
+            counts[tok.decimals] = counts.get(tok.decimals, 0) + 1
+    return max(counts, key=lambda d: counts[d]) if counts else 2
+
+
+def recover(tok: Tok, decimals: int) -> Decimal | None:
+    """Value of a number with glued garbage (``2368.502302.72``): integer part plus the usual decimals."""
+    head, _, rest = tok.raw.partition(".")
+    if not head or not rest[:1].isdigit():
+        return None
+    frac = "".join(ch for ch in rest[:decimals] if ch.isdigit())
+    return Decimal(f"{head}.{frac}") if frac else Decimal(head)
+
+
+def share_levels(drafts: list[Draft]) -> None:
+    """``Buy EURUSD 1.08 and GBPUSD 1.27 / SL 30 pips TP 60 pips``: trailing levels apply to every order
+    that states none; pip distances are shared across symbols, prices only within the same symbol."""
+    for k, draft in enumerate(drafts):
+        if draft.has_levels():
+            continue
+        donor = next((later for later in drafts[k + 1 :] if later.has_levels()), None)
+        if donor is None:
+            continue
+        draft.sl_pips, draft.tp_pips = donor.sl_pips, list(donor.tp_pips)
+        if donor.symbol == draft.symbol:
+            draft.sl, draft.tp, draft.sl_open, draft.tp_open = donor.sl, list(donor.tp), donor.sl_open, donor.tp_open
