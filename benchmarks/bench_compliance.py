@@ -14,7 +14,7 @@ import gc
 import statistics
 import time
 from collections.abc import Callable
-from decimal import Decimal as D
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from signalos_core.compliance import (
@@ -28,6 +28,7 @@ from signalos_core.compliance import (
     load_profile,
 )
 
+D = Decimal
 PRAGUE = ZoneInfo("Europe/Prague")
 AT = dt.datetime(2026, 5, 12, 11, 20, tzinfo=dt.UTC)
 STATE = AccountState(

@@ -31,7 +31,7 @@ def _walk(folder: Traversable) -> list[Traversable]:
             out.extend(_walk(entry))
         elif entry.name.endswith((".yaml", ".yml")):
             out.append(entry)
-    return sorted(out, key=lambda e: str(e))
+    return sorted(out, key=str)
 
 
 @cache

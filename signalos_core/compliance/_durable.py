@@ -43,7 +43,7 @@ def durable_import_error() -> str | None:
     """``None`` when durable-rules can be imported here, else why not."""
     try:
         import durable.engine  # noqa: F401 - probing importability is the point
-    except Exception as exc:  # noqa: BLE001 - on 3.13 the failure is an ImportError of an undefined C symbol
+    except Exception as exc:
         return f"durable-rules cannot be imported on this Python: {type(exc).__name__}: {exc}"
     return None
 

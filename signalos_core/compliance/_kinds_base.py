@@ -216,12 +216,12 @@ class Ctx:
         if "equity" not in self._cache:
             eq = self.state.equity
             if eq is None:
-                total = self.state.balance
+                total: Decimal | None = self.state.balance
                 for pos in self.state.positions:
                     if pos.floating_pnl is None:
                         total = None
                         break
-                    total += pos.floating_pnl
+                    total = (total or _ZERO) + pos.floating_pnl
                 eq = total
             self._cache["equity"] = eq
         value: Decimal | None = self._cache["equity"]

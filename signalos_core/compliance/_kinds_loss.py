@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal
-
-import msgspec
+from typing import ClassVar, Literal
 
 from signalos_core.compliance._kinds_base import CMP, Ctx, Measure, Metric, Missing, Params, Phase, Slot, register
 

@@ -219,7 +219,7 @@ def stop_loss_required(ctx: Ctx, p: StopLossRequiredParams, phase: Phase) -> Mea
     return Measure(metrics=(Metric(Decimal(count), _ZERO, "positions without stop-loss", "allowed", money=False),))
 
 
-def _risk(ctx: Ctx, symbol: str, size: Decimal, entry: Decimal | None, sl: Decimal | None,
+def _risk(ctx: Ctx, symbol: str, size: Decimal, *, entry: Decimal | None, sl: Decimal | None,
           rate: Decimal | None, where: str) -> Decimal | Missing:
     if entry is None:
         return Missing(f"{where}.price")
@@ -250,11 +250,13 @@ def max_risk_per_position(ctx: Ctx, p: MaxRiskParams, phase: Phase) -> Measure |
         order = ctx.order
         if order is None or order.intent != "open":
             return None
-        risk = _risk(ctx, order.symbol, order.size, order.price, order.stop_loss, order.quote_to_account, "order")
+        risk = _risk(ctx, order.symbol, order.size, entry=order.price, sl=order.stop_loss,
+                     rate=order.quote_to_account, where="order")
     else:
         risk = _ZERO
         for i, pos in enumerate(ctx.state.positions):
-            one = _risk(ctx, pos.symbol, pos.size, pos.entry, pos.stop_loss, None, f"state.positions[{i}]")
+            one = _risk(ctx, pos.symbol, pos.size, entry=pos.entry, sl=pos.stop_loss, rate=None,
+                        where=f"state.positions[{i}]")
             if isinstance(one, Missing):
                 return one
             risk = max(risk, one)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from decimal import Decimal as D
+from decimal import Decimal
 
 import msgspec
 import pytest
 
-import signalos_core.compliance as compliance
-from signalos_core import EngineError, EvaluationError
+from signalos_core import EngineError, EvaluationError, compliance
 from signalos_core.compliance import (
     AccountState,
     ClockEvent,
@@ -29,6 +28,8 @@ from signalos_core.compliance import (
 )
 from signalos_core.compliance._durable import to_fixed
 from tests.core.compliance.conftest import T0, UTC, make_profile, state
+
+D = Decimal
 
 Build = Callable[..., Engine]
 FTMO = load_builtin_profile("ftmo-2step-challenge")
@@ -62,8 +63,8 @@ def test_observe_validates_events() -> None:
     with pytest.raises(EvaluationError) as info:
         Engine(FTMO).observe(state(), Fill(at=T0, symbol="ZZZZZZ1", side="buy", size=D(1), price=D(1)))
     assert info.value.field == "event.symbol"
+    held = Position(id="p", symbol="EURUSD", side="buy", size=D(1))
     with pytest.raises(EvaluationError, match="net_pnl"):
-        held = Position(id="p", symbol="EURUSD", side="buy", size=D(1))
         Engine(FTMO).observe(state(positions=[held]), Fill(at=T0, symbol="EURUSD", side="sell", size=D(1),
                                                            price=D(1), action="close"))
     with pytest.raises(EvaluationError, match="no open position"):
@@ -105,12 +106,14 @@ def test_lock_lifecycle_lock_reduce_only_then_reset() -> None:
     assert {a.type for a in hit.actions} == {"lock", "flatten"}
     locked = hit.next_state
     blocked = engine.check(locked, order(symbol="ESM6", at=at + dt.timedelta(minutes=5)))
-    assert not blocked.allowed and blocked.fired[0].reason == "locked"
+    assert not blocked.allowed
+    assert blocked.fired[0].reason == "locked"
     reduce = engine.check(locked, order(symbol="ESM6", side="sell", intent="close", at=at + dt.timedelta(minutes=5)))
     assert reduce.allowed
     flat = msgspec.structs.replace(locked, positions=[], balance=D(49000), equity=D(49000))  # after the flatten
     after = engine.observe(flat, ClockEvent(at=lock.until, event="day_boundary"))
-    assert [a.type for a in after.actions][:1] == ["unlock"] and after.next_state.locks == []
+    assert [a.type for a in after.actions][:1] == ["unlock"]
+    assert after.next_state.locks == []
     again = engine.observe(hit.next_state, EquityUpdate(at=at, equity=D(49000)))
     assert len(again.next_state.locks) == 1
 
@@ -118,7 +121,8 @@ def test_lock_lifecycle_lock_reduce_only_then_reset() -> None:
 def test_breach_is_forever_and_recorded_once() -> None:
     engine = Engine(FTMO)
     first = engine.observe(state(), EquityUpdate(at=T0, equity=D("89999.99")))
-    assert first.outcome == "breach" and first.actions[0].terminal
+    assert first.outcome == "breach"
+    assert first.actions[0].terminal
     later = T0 + dt.timedelta(days=30)
     assert not engine.check(first.next_state, order(at=later)).allowed
     assert engine.check(first.next_state, order(at=later, intent="close", side="sell")).allowed
@@ -132,15 +136,18 @@ def test_fills_open_close_and_roll_day() -> None:
     opened = engine.observe(state(), Fill(at=T0, symbol="EURUSD", side="buy", size=D(2), price=D("1.1"),
                                           position_id="t1", stop_loss=D("1.09")))
     st = opened.next_state
-    assert [p.id for p in st.positions] == ["t1"] and st.trading_days == [dt.date(2026, 5, 12)]
+    assert [p.id for p in st.positions] == ["t1"]
+    assert st.trading_days == [dt.date(2026, 5, 12)]
     partial = engine.observe(st, Fill(at=T0 + dt.timedelta(hours=1), symbol="EURUSD", side="sell", size=D(1),
                                       price=D("1.11"), action="close", net_pnl=D(1000)))
-    assert partial.next_state.positions[0].size == D(1) and partial.next_state.balance == D(101000)
+    assert partial.next_state.positions[0].size == D(1)
+    assert partial.next_state.balance == D(101000)
     assert partial.next_state.high_water.closed_balance == D(101000)
     next_day = engine.observe(partial.next_state, ClockEvent(at=dt.datetime(2026, 5, 12, 22, 0, tzinfo=UTC),
                                                              event="day_boundary"))
     snap = next_day.next_state.day_start
-    assert snap is not None and snap.balance == D(101000)
+    assert snap is not None
+    assert snap.balance == D(101000)
     assert next_day.next_state.eod_balances[-1].day == dt.date(2026, 5, 12)
 
 
@@ -149,9 +156,11 @@ def test_results_serialise_to_plain_json_with_profile_identity() -> None:
     payload = json.loads(json.dumps(decision.to_dict()))
     assert payload["profile"] == {"id": "ftmo-2step-challenge", "version": "2026.1", "hash": decision.profile.hash,
                                   "backend": "python"}
-    assert payload["fired"][0]["measured"] == "94000" and payload["allowed"] is False
+    assert payload["fired"][0]["measured"] == "94000"
+    assert payload["allowed"] is False
     assert json.loads(decision.to_json())["fired"][0]["rule_id"] == "ftmo.max_daily_loss"
-    assert decision.rule_ids == ["ftmo.max_daily_loss"] and decision.outcome == "deny"
+    assert decision.rule_ids == ["ftmo.max_daily_loss"]
+    assert decision.outcome == "deny"
     enforcement = observe(FTMO, state(), EquityUpdate(at=T0, equity=D(100000)))
     assert json.loads(json.dumps(enforcement.to_dict()))["next_state"]["equity"] == "100000"
     assert msgspec.json.decode(msgspec.json.encode(enforcement.next_state), type=AccountState) == enforcement.next_state
@@ -168,7 +177,8 @@ def test_missing_input_denies_with_reason() -> None:
 def test_objectives_exposed_on_observe() -> None:
     engine = Engine(make_profile("  - {id: t.pt, kind: profit_target, outcome: objective, params: {pct: 5}}\n"))
     result = engine.observe(state(balance=D(105000)), ClockEvent(at=T0, event="objectives_evaluation"))
-    assert result.objectives[0].status == "met" and result.outcome == "allow"
+    assert result.objectives[0].status == "met"
+    assert result.outcome == "allow"
     missing = engine.observe(msgspec.structs.replace(state(balance=D(105000)), initial_balance=None),
                              ClockEvent(at=T0, event="objectives_evaluation"))
     assert missing.objectives[0].status == "met"  # falls back to the account_size parameter (100,000)
@@ -177,7 +187,8 @@ def test_objectives_exposed_on_observe() -> None:
 def test_locks_from_state_show_until() -> None:
     lock = Lock(rule_id="x.dll", kind="lock", since=T0, until=T0 + dt.timedelta(hours=2), reason="daily loss")
     decision = Engine(FTMO).check(state(locks=[lock]), order())
-    assert "until 2026-05-12 14:00 Europe/Prague" in decision.fired[0].message and "daily loss" in decision.fired[0].message
+    assert "until 2026-05-12 14:00 Europe/Prague" in decision.fired[0].message
+    assert "daily loss" in decision.fired[0].message
 
 
 PUBLIC = sorted([

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from decimal import Decimal as D
+from decimal import Decimal
 
 import pytest
 
@@ -24,6 +24,8 @@ from signalos_core.compliance import (
     Position,
 )
 from tests.core.compliance.conftest import T0, UTC, state
+
+D = Decimal
 
 Build = Callable[..., Engine]
 
@@ -65,7 +67,8 @@ def test_daily_loss_bases(engine_for: Build) -> None:
     missing = engine_for(DAILY % ("le", "equity_at_boundary")).check(
         state(equity=D(99000), positions=[Position(id="p", symbol="EURUSD", side="buy", size=D(1),
                                                     floating_pnl=D(-1000))]), order())
-    assert missing.fired[0].reason == "missing_input" and missing.fired[0].missing_field == "state.day_start.equity"
+    assert missing.fired[0].reason == "missing_input"
+    assert missing.fired[0].missing_field == "state.day_start.equity"
 
 
 def test_stale_snapshot_rebuilds_base_from_closed_trades(engine_for: Build) -> None:
@@ -74,7 +77,8 @@ def test_stale_snapshot_rebuilds_base_from_closed_trades(engine_for: Build) -> N
     trade = ClosedTrade(id="c", symbol="EURUSD", side="buy", size=D(1), net_pnl=D(2000),
                         closed_at=dt.datetime(2026, 5, 12, 8, tzinfo=UTC), opened_at=dt.datetime(2026, 5, 12, 7, tzinfo=UTC))
     decision = engine.check(state(balance=D(104000), equity=D(96999), day_start=old, closed_trades=[trade]), order())
-    assert decision.fired[0].base == D(102000) and decision.fired[0].threshold == D(97000)
+    assert decision.fired[0].base == D(102000)
+    assert decision.fired[0].threshold == D(97000)
     assert "2026-05-12 00:00 Europe/Prague" in decision.fired[0].message
 
 
@@ -82,16 +86,20 @@ def test_warn_thresholds(engine_for: Build) -> None:
     rules = "  - {id: t.max, kind: max_loss, outcome: breach, breach_when: lt, warn_at: [0.8, 0.9], params: {pct: 10}}\n"
     engine = engine_for(rules)
     warned = engine.check(state(equity=D(91000)), order())
-    assert warned.allowed and warned.warnings[0].reason == "warning" and "(90% warning level)" in warned.warnings[0].message
+    assert warned.allowed
+    assert warned.warnings[0].reason == "warning"
+    assert "(90% warning level)" in warned.warnings[0].message
     assert engine.check(state(equity=D(92500)), order()).warnings == []
     enf = engine.observe(state(equity=D(91500)), EquityUpdate(at=T0, equity=D(91500)))
-    assert enf.outcome == "warn" and [a.type for a in enf.actions] == ["warn"]
+    assert enf.outcome == "warn"
+    assert [a.type for a in enf.actions] == ["warn"]
 
 
 def test_warn_outcome_rule_does_not_block(engine_for: Build) -> None:
     engine = engine_for("  - {id: t.soft, kind: max_loss, outcome: warn, breach_when: lt, params: {amount: 1000}}\n")
     decision = engine.check(state(equity=D(98000)), order())
-    assert decision.allowed and decision.warnings[0].rule_id == "t.soft"
+    assert decision.allowed
+    assert decision.warnings[0].rule_id == "t.soft"
 
 
 @pytest.mark.parametrize(
@@ -116,7 +124,8 @@ def test_e8_trailing_before_lock(engine_for: Build) -> None:
     rules = ("  - {id: t.trail, kind: trailing_max_loss, outcome: breach, breach_when: lt, "
              "params: {pct: 6, trail_on: closed_balance, stop_at: initial}}\n")
     decision = engine_for(rules).check(state(balance=D(103000), equity=D("96999.99")), order())
-    assert decision.fired[0].threshold == D(97000) and not decision.allowed
+    assert decision.fired[0].threshold == D(97000)
+    assert not decision.allowed
 
 
 def test_leverage_cap_classes_and_missing(engine_for: Build) -> None:
@@ -127,7 +136,8 @@ def test_leverage_cap_classes_and_missing(engine_for: Build) -> None:
     assert ids(denied) == ["t.fx"]
     assert engine.check(state(), order(symbol="AUDUSD", requested_leverage=D(20))).allowed
     computed = engine.check(state(), order(symbol="AUDUSD", price=D("0.65"), margin=D("3250")))
-    assert computed.allowed and computed.evaluated[0].measured == D(20)
+    assert computed.allowed
+    assert computed.evaluated[0].measured == D(20)
     assert engine.check(state(), order(symbol="AUDUSD")).fired[0].reason == "missing_input"
     assert engine.check(state(), order(symbol="XAUUSD", requested_leverage=D(100))).allowed  # NFA: not forex
 
@@ -138,7 +148,8 @@ def test_margin_close_out_and_negative_balance(engine_for: Build) -> None:
     engine = engine_for(rules)
     pos = Position(id="p", symbol="EURUSD", side="buy", size=D(1), margin=D(2000), floating_pnl=D(-2000))
     enf = engine.observe(state(balance=D(3000), positions=[pos]), EquityUpdate(at=T0, equity=D(1000)))
-    assert enf.outcome == "breach" and {a.type for a in enf.actions} == {"violation", "flatten"}
+    assert enf.outcome == "breach"
+    assert {a.type for a in enf.actions} == {"violation", "flatten"}
     assert enf.next_state.locks == []
     neg = engine.observe(state(balance=D(3000), positions=[pos]), EquityUpdate(at=T0, equity=D(-5)))
     assert set(neg.rule_ids) == {"t.mco", "t.nbp"}
@@ -160,7 +171,8 @@ def test_size_limits_and_scaling_plan(engine_for: Build) -> None:
     assert engine.check(st2, order(symbol="ESM6", size=D(1))).allowed
     micros = state(positions=[*held, Position(id="m", symbol="MESM6", side="buy", size=D(25))], day_start=base)
     decision = engine.check(micros, order(symbol="ESM6", size=D(1)))
-    assert ids(decision) == ["t.size", "t.scale"] and decision.fired[0].measured == D("5.5")
+    assert ids(decision) == ["t.size", "t.scale"]
+    assert decision.fired[0].measured == D("5.5")
     assert engine.check(micros, order(symbol="ESM6", size=D(3), intent="close")).allowed
 
 
@@ -176,14 +188,17 @@ def test_stop_loss_and_risk(engine_for: Build) -> None:
     engine = engine_for(rules)
     assert set(ids(engine.check(state(), order(stop_loss=None, price=D("1.1"))))) == {"t.sl", "t.risk"}
     exact = engine.check(state(), order(size=D(2), price=D("1.10000"), stop_loss=D("1.09000")))
-    assert exact.allowed and exact.evaluated[-1].measured == D(2000)
+    assert exact.allowed
+    assert exact.evaluated[-1].measured == D(2000)
     assert ids(engine.check(state(), order(size=D("2.01"), price=D("1.1"), stop_loss=D("1.09")))) == ["t.risk"]
     jpy = engine.check(state(), order(symbol="USDJPY", size=D(1), price=D(150), stop_loss=D(147)))
-    assert jpy.allowed and jpy.evaluated[-1].measured == D(2000)
+    assert jpy.allowed
+    assert jpy.evaluated[-1].measured == D(2000)
     assert engine.check(state(), order(symbol="EURGBP", price=D("0.85"), stop_loss=D("0.84"))).fired[0].missing_field == "order.quote_to_account"
     naked = Position(id="n", symbol="EURUSD", side="buy", size=D(1), entry=D("1.1"), opened_at=T0 - dt.timedelta(minutes=5))
     enf = engine.observe(state(positions=[naked]), EquityUpdate(at=T0, equity=D(100000)))
-    assert "t.sl" in enf.rule_ids and enf.warnings[0].missing_field == "state.positions[0].stop_loss"
+    assert "t.sl" in enf.rule_ids
+    assert enf.warnings[0].missing_field == "state.positions[0].stop_loss"
     fresh = msgspec_replace(naked, opened_at=T0 - dt.timedelta(seconds=60), stop_loss=None)  # type: ignore[arg-type]
     assert "t.sl" not in engine.observe(state(positions=[fresh]), EquityUpdate(at=T0, equity=D(100000))).rule_ids
 
@@ -205,7 +220,8 @@ def test_hedging_and_fifo(engine_for: Build) -> None:
     assert engine.check(st, order(position_id="Z", **close)).fired[0].reason == "missing_input"
     offset = engine_for("  - {id: t.hedge, kind: no_hedging, outcome: deny, params: {mode: offset}}\n")
     decision = offset.check(st, order(side="sell"))
-    assert decision.allowed and "FIFO offset" in decision.evaluated[0].message
+    assert decision.allowed
+    assert "FIFO offset" in decision.evaluated[0].message
     hedged = state(positions=[old, Position(id="S", symbol="EURUSD", side="sell", size=D(1))])
     assert offset.observe(hedged, EquityUpdate(at=T0, equity=D(100000))).rule_ids == ["t.hedge"]
 
@@ -240,7 +256,9 @@ def test_news_window_edges(engine_for: Build) -> None:
                 net_pnl=D(10), trigger="stop_loss")
     held = Position(id="p", symbol="EURUSD", side="buy", size=D(1), opened_at=release - dt.timedelta(hours=1))
     enf = engine_for(rules % "le").observe(state(news_calendar=cal, positions=[held]), fill)
-    assert enf.rule_ids == ["t.news"] and enf.next_state.positions == [] and enf.next_state.balance == D(100010)
+    assert enf.rule_ids == ["t.news"]
+    assert enf.next_state.positions == []
+    assert enf.next_state.balance == D(100010)
 
 
 def test_close_by_time_across_dst(engine_for: Build) -> None:
@@ -275,13 +293,15 @@ def test_pattern_day_trader_counts_business_days(engine_for: Build) -> None:
     st = state(positions=[held], day_trades=trades, total_trades_in_window=10, equity_prior_close=D(24000))
     sell = order(symbol="AAPL", side="sell", size=D(100), at=at, intent="close")
     decision = engine.check(st, sell)
-    assert decision.allowed and decision.warnings == []  # 03-30 is outside the 5 business days: 3 day trades
+    assert decision.allowed
+    assert decision.warnings == []
     rich = state(positions=[held], day_trades=trades, total_trades_in_window=10, equity_prior_close=D(25000))
     trades4 = [*trades, DayTrade(date=dt.date(2026, 4, 2), symbol="Z")]
     assert engine.check(msgspec_replace(rich, day_trades=trades4), sell).allowed  # type: ignore[arg-type]
     poor = msgspec_replace(st, day_trades=trades4)  # type: ignore[arg-type]
     denied = engine.check(poor, sell)
-    assert ids(denied) == ["t.eq"] and [w.rule_id for w in denied.warnings] == ["t.pdt"]
+    assert ids(denied) == ["t.eq"]
+    assert [w.rule_id for w in denied.warnings] == ["t.pdt"]
     assert engine.check(msgspec_replace(poor, account_type="cash"), sell).allowed  # type: ignore[arg-type]
     unknown = msgspec_replace(poor, total_trades_in_window=None)  # type: ignore[arg-type]
     assert engine.check(unknown, sell).fired[0].missing_field == "state.total_trades_in_window"

@@ -90,12 +90,16 @@ def test_every_error_reported_at_once_with_positions_and_suggestions() -> None:
     found = issues_of(text)
     by_msg = {i.message: i for i in found}
     kind = next(i for i in found if "unknown rule kind" in i.message)
-    assert kind.suggestion == "max_loss" and kind.path == "rules[1].kind"
+    assert kind.suggestion == "max_loss"
+    assert kind.path == "rules[1].kind"
     assert (kind.line, kind.column) == (15, 11)
     typo = next(i for i in found if "'outcom'" in i.message)
-    assert typo.suggestion == "outcome" and typo.line == 11
+    assert typo.suggestion == "outcome"
+    assert typo.line == 11
     top = next(i for i in found if "'efective_from'" in i.message)
-    assert top.suggestion == "effective_from" and top.line == 3 and top.column == 1
+    assert top.suggestion == "effective_from"
+    assert top.line == 3
+    assert top.column == 1
     assert any("missing required profile key 'effective_from'" in m for m in by_msg)
     assert len(found) >= 5
     assert "did you mean 'max_loss'" in str(kind)
@@ -105,7 +109,8 @@ def test_param_errors_name_the_path() -> None:
     text = GOOD.replace('params: {pct: "${dd}"}', "params: {pct: 5, bsae: balance_at_boundary, measured_on: cash}")
     found = issues_of(text)
     unknown = next(i for i in found if "bsae" in i.message)
-    assert unknown.suggestion == "base" and unknown.path == "rules[0].params.bsae"
+    assert unknown.suggestion == "base"
+    assert unknown.path == "rules[0].params.bsae"
     assert any(i.path == "rules[0].params.measured_on" and "cash" in i.message for i in found)
 
 
@@ -132,7 +137,8 @@ def test_cross_field_param_errors() -> None:
 def test_yaml_11_traps_are_errors(snippet: str, needle: str) -> None:
     found = issues_of(GOOD + snippet + "\n")
     trap = next(i for i in found if needle in i.message)
-    assert trap.path == "title" and trap.line == GOOD.count("\n") + 1
+    assert trap.path == "title"
+    assert trap.line == GOOD.count("\n") + 1
 
 
 def test_unquoted_time_in_day_boundary_is_caught() -> None:
@@ -164,7 +170,7 @@ def test_bad_structure_and_values() -> None:
     found = issues_of(text)
     assert any("unknown IANA timezone" in i.message for i in found)
     assert any(i.path == "version" for i in found)
-    assert any("rules must be a list" in i.message for i in issues_of(GOOD.split("rules:")[0] + "rules: 5\n"))
+    assert any("rules must be a list" in i.message for i in issues_of(GOOD.split("rules:", maxsplit=1)[0] + "rules: 5\n"))
     assert any("a rule must be a mapping" in i.message for i in issues_of(GOOD + "  - 7\n"))
     bad_ref = GOOD.replace('"${dd}"', '"${dd ** 2}"')
     assert any("bad parameter reference" in i.message for i in issues_of(bad_ref))
@@ -177,7 +183,8 @@ def test_bad_structure_and_values() -> None:
 def test_not_yaml_raises_syntax_error_with_position() -> None:
     with pytest.raises(ProfileSyntaxError) as info:
         load_profile("id: [unclosed\nversion: 1\n")
-    assert info.value.line is not None and info.value.column is not None
+    assert info.value.line is not None
+    assert info.value.column is not None
 
 
 def test_extends_overrides_parameters_and_rules(tmp_path: Path) -> None:
@@ -215,7 +222,8 @@ def test_every_builtin_loads_lints_clean_and_cites_sources() -> None:
     for item in items:
         profile = load_builtin_profile(item.id)
         assert profile.sources, item.id
-        assert profile.version and profile.effective_from
+        assert profile.version
+        assert profile.effective_from
         assert load_profile(next(folder.rglob(item.file))).id == item.id
 
 

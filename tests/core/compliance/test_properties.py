@@ -4,7 +4,7 @@ order size and leverage; independence from position order; the day reset is idem
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal as D
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -24,6 +24,8 @@ from signalos_core.compliance import (
     available_backends,
 )
 from tests.core.compliance.conftest import make_profile
+
+D = Decimal
 
 UTC = dt.UTC
 needs_durable = pytest.mark.skipif(available_backends()["durable"] is not None,
@@ -110,11 +112,13 @@ SIZE_ENGINE = Engine(make_profile(SIZE_RULES))
 
 
 @settings(max_examples=60, deadline=None)
-@given(state=states(), base=orders(), small=st.integers(1, 8), extra=st.integers(0, 4),
-       lev_small=st.integers(1, 40), lev_extra=st.integers(0, 20))
+@given(state=states(), base=orders(), sizes=st.tuples(st.integers(1, 8), st.integers(0, 4)),
+       leverages=st.tuples(st.integers(1, 40), st.integers(0, 20)))
 def test_smaller_order_never_denied_where_larger_allowed(
-    state: AccountState, base: Order, small: int, extra: int, lev_small: int, lev_extra: int
+    state: AccountState, base: Order, sizes: tuple[int, int], leverages: tuple[int, int]
 ) -> None:
+    small, extra = sizes
+    lev_small, lev_extra = leverages
     smaller = msgspec.structs.replace(base, size=D(small), requested_leverage=D(lev_small))
     larger = msgspec.structs.replace(base, size=D(small + extra), requested_leverage=D(lev_small + lev_extra))
     if SIZE_ENGINE.check(state, larger).allowed:

@@ -232,7 +232,8 @@ def test_dev_scenario(scenario: dict[str, Any], backend: str) -> None:
             assert got == _expected(key, value), (key, got, value)
     if expected["outcome"] != "allow":
         # Every deny/breach/lock names its profile version and rule numbers for the audit record.
-        assert result.profile.version == profile.version and len(result.profile.hash) == 64
+        assert result.profile.version == profile.version
+        assert len(result.profile.hash) == 64
         assert all(f.message for f in result.fired)
     assert checked == len(expected.get("computed", {})), "every computed value has an extractor"
 
