@@ -19,6 +19,7 @@ import os
 import posixpath
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ def _read_archive(data: bytes, limits: PackageLimits) -> dict[str, bytes]:
         raise _fail(f"package is {len(data)} bytes, over the {limits.max_package_bytes} limit", "too_large")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
         raise _fail(f"not a zip archive: {exc}", "malformed_archive") from exc
     files: dict[str, bytes] = {}
     total = 0
@@ -132,6 +133,8 @@ def _read_archive(data: bytes, limits: PackageLimits) -> dict[str, bytes]:
             raise _fail(f"archive has {len(entries)} entries, over the {limits.max_files} limit", "too_large")
         for info in entries:
             mode = info.external_attr >> 16
+            if not info.filename:
+                raise _fail("archive entry without a name", "unsafe_path")
             if info.is_dir():
                 continue
             _check_name(info.filename)
@@ -149,7 +152,8 @@ def _read_archive(data: bytes, limits: PackageLimits) -> dict[str, bytes]:
                 with archive.open(info) as handle:
                     # Read one byte past the cap: the header's size may lie (zip bomb).
                     body = handle.read(limits.max_file_bytes + 1)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            # zlib.error: corrupt deflate data; NotImplementedError: an unsupported compression method.
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as exc:
                 raise _fail(f"cannot read {info.filename!r}: {exc}", "malformed_archive") from exc
             if len(body) > limits.max_file_bytes:
                 raise _fail(f"{info.filename!r} is over the {limits.max_file_bytes}-byte file limit", "too_large")

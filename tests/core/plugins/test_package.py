@@ -137,6 +137,7 @@ def test_key_must_be_trusted_bound_to_the_publisher_and_not_revoked(folder: Path
     ("a\\b.py", None, "unsafe_path"),
     ("C:/win.py", None, "unsafe_path"),
     ("./plugin2.py", None, "unsafe_path"),
+    ("", None, "unsafe_path"),
     ("link.py", stat.S_IFLNK | 0o777, "unsafe_path"),
     ("dev", stat.S_IFCHR | 0o666, "unsafe_path"),
     ("fifo", stat.S_IFIFO | 0o666, "unsafe_path"),
@@ -277,3 +278,28 @@ def test_public_key_verification() -> None:
     assert not public.verify(signer.sign(b"data"), b"other")
     assert not PublisherKey(publisher="acme", public_key=b"short").verify(b"sig", b"data")
     assert public.to_dict()["key_id"] == signer.key_id
+
+
+@settings(max_examples=40)
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_only_ever_fail_verification_cleanly(blob: bytes) -> None:
+    with pytest.raises(PackageVerificationError):
+        verify_package(blob, Keyring())
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 10_000), st.integers(0, 255))
+def test_any_flipped_byte_in_a_signed_package_is_caught(position: int, value: int) -> None:
+    signer = SigningKey.generate("acme")
+    data = sign_package(_zip({"plugin.json": json.dumps(manifest_dict()).encode(), "plugin.py": b"X = 1\n" * 50}),
+                        signer)
+    index = position % len(data)
+    if data[index] == value:
+        return
+    corrupted = data[:index] + bytes([value]) + data[index + 1 :]
+    try:
+        package = verify_package(corrupted, Keyring([signer.public()]))
+    except PackageVerificationError:
+        return
+    # A flip inside zip metadata that changes nothing (e.g. a timestamp) may still verify: content is intact.
+    assert package.files == read_package(data).files

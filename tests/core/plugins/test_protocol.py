@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signalos_core.plugins import _protocol, _worker
 from signalos_core.plugins._landlock import landlock_abi
@@ -179,3 +181,22 @@ def test_seccomp_program_shape() -> None:
 def test_landlock_is_available_here() -> None:
     # The sandbox requires it by default; the CI kernel has ABI >= 1.
     assert landlock_abi() >= 1
+
+
+_plain = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20) | st.binary(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=40)
+@given(_plain)
+def test_any_plain_payload_survives_a_frame(payload: Any) -> None:
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, encode_frame(msgspec.msgpack.Encoder(), Call(1, "parse", payload)))
+        assert msgspec.msgpack.decode(read_frame_blocking(read_fd, 1 << 16), type=Call).payload == payload
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
