@@ -173,7 +173,7 @@ def parse_number(raw: str) -> tuple[Decimal | None, int, str | None]:
     return (value, len(frac), flag)
 
 
-def _word_pieces(lex: Lexicon, text: str) -> tuple[list[dict[str, object]], bool]:
+def _word_pieces(lex: Lexicon, text: str) -> tuple[list[dict[str, object]], list[int]]:
     """Token attributes for one word (offsets relative to the word) and whether a lexicon phrase may start
     here; cached per lexicon because words repeat across messages."""
     cached = lex.token_cache.get(text)
@@ -181,7 +181,7 @@ def _word_pieces(lex: Lexicon, text: str) -> tuple[list[dict[str, object]], bool
         return cached  # type: ignore[no-any-return]
     out: list[Tok] = []
     _word_token(lex, 0, len(text), text, out)
-    entry = ([dict(vars(tok)) for tok in out], any(tok.text in lex.phrases for tok in out))
+    entry = ([dict(vars(tok)) for tok in out], [k for k, tok in enumerate(out) if tok.text in lex.phrases])
     if len(lex.token_cache) < 100_000:
         lex.token_cache[text] = entry
     return entry
@@ -198,7 +198,7 @@ def _num_piece(lex: Lexicon, raw: str) -> dict[str, object]:
         tok.ncls, tok.nflag = DATE, None
     piece = dict(vars(tok))
     if len(lex.token_cache) < 100_000:
-        lex.token_cache[raw] = ([piece], False)
+        lex.token_cache[raw] = ([piece], [])
     return piece
 
 
@@ -247,7 +247,7 @@ def _word_token(lex: Lexicon, start: int, end: int, text: str, out: list[Tok]) -
     out.append(tok)
 
 
-def tokenize(text: str, lex: Lexicon) -> list[Tok]:
+def tokenize(text: str, lex: Lexicon) -> list[Tok]:  # noqa: PLR0915 - the hot loop stays inline for speed
     """Tokens of ``text`` with concepts, symbols and classified numbers."""
     norm = normalise(text)
     low = norm.lower()
@@ -256,14 +256,19 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:
     toks: list[Tok] = []
     append = toks.append
     new = object.__new__
-    phrase = slash = False
+    slash = False
+    phrase_starts: list[int] = []
+    nums: list[int] = []
     for m in _MASTER.finditer(low):
         group = m.lastindex
         start, end = m.span()
         if group == _G_WORD:
             pieces, starts = _word_pieces(lex, m[0])
-            phrase = phrase or starts
+            for k in starts:
+                phrase_starts.append(len(toks) + k)
             for piece in pieces:
+                if piece["kind"] == NUM:
+                    nums.append(len(toks))
                 tok = new(Tok)
                 attrs = tok.__dict__
                 attrs.update(piece)
@@ -271,6 +276,7 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:
                 attrs["end"] += start
                 append(tok)
         elif group == _G_NUM:
+            nums.append(len(toks))
             tok = new(Tok)
             attrs = tok.__dict__
             attrs.update(_num_piece(lex, m[0]))
@@ -290,11 +296,14 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:
                 tok.concepts = frozenset({label, "emoji_label"})
             append(tok)
         # urls are dropped: their words ("EURUSD-Short-...") are not part of the message's fields
-    if phrase:
-        toks = _merge_phrases(toks, lex)
+    count = len(toks)
+    if phrase_starts:
+        toks = _merge_phrases(toks, lex, phrase_starts)
     if slash:
         toks = _merge_pairs(toks, lex)
-    _classify_numbers(toks, low)
+    if len(toks) != count:  # merges shifted the indices
+        nums = [i for i, t in enumerate(toks) if t.kind == NUM]
+    _classify_numbers(toks, low, nums)
     return toks
 
 
@@ -323,40 +332,43 @@ def _merge_pairs(toks: list[Tok], lex: Lexicon) -> list[Tok]:
     return out
 
 
-def _merge_phrases(toks: list[Tok], lex: Lexicon) -> list[Tok]:
+def _merge_phrases(toks: list[Tok], lex: Lexicon, starts: list[int]) -> list[Tok]:
+    """Merge multi-word lexicon phrases (``stop loss``, ``precio de entrada``) into one token each.
+
+    ``starts`` are the indices of words that begin some phrase; the list is rebuilt only around matches.
+    """
     phrases = lex.phrases
     out: list[Tok] = []
-    i, n = 0, len(toks)
-    while i < n:
-        tok = toks[i]
-        cands = phrases.get(tok.text) if tok.kind == WORD else None
-        if cands:
-            for parts, concepts in cands:
-                j, k = i + 1, 1
-                while k < len(parts) and j < n:
-                    nxt = toks[j]
-                    if nxt.kind == SEP and nxt.text == "-":
-                        j += 1
-                        continue
-                    if nxt.kind != WORD or nxt.text != parts[k]:
-                        break
-                    j += 1
-                    k += 1
-                if k == len(parts):
-                    merged = Tok(WORD, tok.start, toks[j - 1].end, " ".join(parts))
-                    syms = [c[4:] for c in concepts if c.startswith("sym:")]
-                    merged.concepts = frozenset(c for c in concepts if not c.startswith("sym:"))
-                    merged.sym = syms[0] if syms else None
-                    merged.index = toks[j - 1].index
-                    out.append(merged)
-                    i = j
-                    break
-            else:
-                out.append(tok)
-                i += 1
+    last = 0
+    n = len(toks)
+    for i in starts:
+        if i < last:
             continue
-        out.append(tok)
-        i += 1
+        tok = toks[i]
+        for parts, concepts in phrases[tok.text]:
+            j, k = i + 1, 1
+            while k < len(parts) and j < n:
+                nxt = toks[j]
+                if nxt.kind == SEP and nxt.text == "-":
+                    j += 1
+                    continue
+                if nxt.kind != WORD or nxt.text != parts[k]:
+                    break
+                j += 1
+                k += 1
+            if k == len(parts):
+                merged = Tok(WORD, tok.start, toks[j - 1].end, " ".join(parts))
+                syms = [c[4:] for c in concepts if c.startswith("sym:")]
+                merged.concepts = frozenset(c for c in concepts if not c.startswith("sym:"))
+                merged.sym = syms[0] if syms else None
+                merged.index = toks[j - 1].index
+                out.extend(toks[last:i])
+                out.append(merged)
+                last = j
+                break
+    if not last:
+        return toks
+    out.extend(toks[last:])
     return out
 
 
@@ -371,9 +383,10 @@ def _after_label(toks: list[Tok], i: int) -> bool:
     return False
 
 
-def _classify_numbers(toks: list[Tok], low: str) -> None:  # noqa: PLR0915 - one ordered rule list reads best flat
+def _classify_numbers(toks: list[Tok], low: str, nums: list[int]) -> None:  # noqa: PLR0915 - ordered rules
     n = len(toks)
-    for i, tok in enumerate(toks):
+    for i in nums:
+        tok = toks[i]
         if tok.kind != NUM or tok.ncls != PRICE:
             continue
         prev = toks[i - 1] if i else None
