@@ -206,3 +206,72 @@ def test_public_api_is_pinned() -> None:
     assert sorted(compliance.__all__) == PUBLIC
     for name in compliance.__all__:
         assert getattr(compliance, name) is not None
+
+
+NAIVE = dt.datetime(2026, 5, 12, 10, 0)  # noqa: DTZ001 - naive on purpose: the input under test
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"day_start": DaySnapshot(at=NAIVE, balance=D(1))}, "state.day_start.at"),
+        ({"day_start": DaySnapshot(at=T0, balance=D("NaN"))}, "state.day_start.balance"),
+        ({"day_start": DaySnapshot(at=T0, balance=D(1), equity=D("Inf"))}, "state.day_start.equity"),
+        ({"high_water": compliance.HighWaterMarks(equity=D("NaN"))}, "state.high_water.equity"),
+        ({"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D(1), opened_at=NAIVE)]},
+         "state.positions[0].opened_at"),
+        ({"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D(1), margin=D(-1))]},
+         "state.positions[0].margin"),
+        ({"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D(1), entry=D("NaN"))]},
+         "state.positions[0].entry"),
+        ({"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D("NaN"))]}, "state.positions[0].size"),
+        ({"maintenance_margin": D(-5)}, "state.maintenance_margin"),
+        ({"as_of": NAIVE}, "state.as_of"),
+        ({"created_at": NAIVE}, "state.created_at"),
+        ({"locks": [Lock(rule_id="x.y", kind="lock", since=NAIVE)]}, "state.locks[0].since"),
+        ({"eod_balances": [compliance.EodBalance(day=dt.date(2026, 1, 1), balance=D("NaN"))]},
+         "state.eod_balances[0].balance"),
+    ],
+)
+def test_state_validation_names_the_field(kw: dict[str, object], field: str) -> None:
+    with pytest.raises(EvaluationError) as info:
+        Engine(FTMO).check(state(**kw), order())
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [({"price": D("NaN")}, "order.price"), ({"margin": D(-1)}, "order.margin"),
+     ({"size": D("NaN")}, "order.size")],
+)
+def test_order_validation_names_the_field(kw: dict[str, object], field: str) -> None:
+    with pytest.raises(EvaluationError) as info:
+        Engine(FTMO).check(state(), order(**kw))
+    assert info.value.field == field
+
+
+def test_event_validation() -> None:
+    with pytest.raises(EvaluationError) as info:
+        Engine(FTMO).observe(state(), Fill(at=T0, symbol="EURUSD", side="buy", size=D(0), price=D(1)))
+    assert info.value.field == "event.size"
+    with pytest.raises(EvaluationError) as info:
+        Engine(FTMO).observe(state(), EquityUpdate(at=NAIVE, equity=D(1)))
+    assert info.value.field == "event.at"
+    with pytest.raises(EvaluationError):
+        Engine(FTMO).objectives(state(equity=D("NaN")), T0)
+
+
+def test_instrument_catalog_extension_and_errors() -> None:
+    catalog = compliance.default_catalog()
+    assert catalog.regimes() == ["esma", "nfa"]
+    with pytest.raises(EvaluationError, match="unknown regime"):
+        catalog.classify(catalog.get("EURUSD"), "mifid")
+    extended = catalog.extended([compliance.Instrument(symbol="ACME", asset_class="equity", quote="USD")])
+    assert extended.classify(extended.get("ACME"), "esma") == "equity"
+    assert extended.get("EUR/USD").symbol == "EURUSD" and extended.get("GCZ6").metal == "gold"
+    with pytest.raises(EvaluationError):
+        extended.get("ZZZQ6")
+    with pytest.raises(EvaluationError, match="instrument data"):
+        compliance.InstrumentCatalog.from_yaml("regimes: {}\nfx: {contract_size: 1, currencies: []}\ninstruments: 5\n")
+    with pytest.raises(EvaluationError, match="instrument data"):
+        compliance.InstrumentCatalog.from_yaml("regimes: no\n")
