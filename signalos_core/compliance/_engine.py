@@ -63,22 +63,30 @@ class _Rule:
 
 
 class _PythonBackend:
-    """Compiled predicates: per group a tuple of (slot key, comparison function)."""
+    """Compiled predicates: per group a tuple of (slot key, comparison function).
+
+    Groups are indexed by their first slot key, so a check only visits the groups of rules that measured
+    something (objective and not-applicable rules cost nothing in a pre-trade check).
+    """
 
     name = "python"
 
     def __init__(self, groups: dict[str, list[tuple[str, str]]]) -> None:
-        self._groups = [(g, tuple((k, _PY_OPS[op]) for k, op in slots)) for g, slots in groups.items()]
+        self._by_first: dict[str, list[tuple[str, tuple[tuple[str, Callable[[Any, Any], bool]], ...]]]] = {}
+        for group, slots in groups.items():
+            compiled = tuple((key, _PY_OPS[op]) for key, op in slots)
+            self._by_first.setdefault(slots[0][0], []).append((group, compiled))
 
     def fire(self, facts: dict[str, tuple[Decimal, Decimal]]) -> set[str]:
         hits: set[str] = set()
-        for group, slots in self._groups:
-            for key, test in slots:
-                pair = facts.get(key)
-                if pair is None or not test(pair[0], pair[1]):
-                    break
-            else:
-                hits.add(group)
+        for first in facts:
+            for group, slots in self._by_first.get(first, ()):
+                for key, test in slots:
+                    pair = facts.get(key)
+                    if pair is None or not test(pair[0], pair[1]):
+                        break
+                else:
+                    hits.add(group)
         return hits
 
 
