@@ -27,7 +27,6 @@ from signalos_core.plugins import (
     PluginRuntime,
     PublisherKey,
     SandboxPolicy,
-    sandbox_capabilities,
 )
 
 __all__ = ["PluginHost", "marketplace_lifespan", "sandbox_policy"]
@@ -38,12 +37,10 @@ CORE_PLUGIN_IDS = frozenset({"signalos.parser", "signalos.paper-broker", "signal
 
 
 def sandbox_policy() -> SandboxPolicy:
-    """Fail closed where the kernel offers seccomp and Landlock; say so when it does not."""
-    capabilities = sandbox_capabilities()
-    return SandboxPolicy(
-        require_seccomp=bool(capabilities["seccomp"]),
-        require_landlock=bool(capabilities["landlock_abi"]),
-    )
+    """The library's default policy: seccomp and Landlock are required, so a worker on a kernel without them
+    refuses to start (fail closed) instead of running untrusted code unconfined; bubblewrap is used when installed.
+    """
+    return SandboxPolicy()
 
 
 class PluginHost:
