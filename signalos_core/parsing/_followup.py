@@ -72,6 +72,9 @@ class _Scanner:
         self.out = FollowUps()
 
     def add(self, action: Action, *indices: int) -> None:
+        if any(action == known for known, _, _ in self.out.actions):
+            self.out.consumed.update(i for i in indices if i >= 0)
+            return  # "Saltó el stop": the same report read twice (verb and label)
         spans = [self.toks[i] for i in indices if i >= 0]
         start = min(t.start for t in spans)
         end = max(t.end for t in spans)
@@ -249,8 +252,9 @@ class _Scanner:
             used = [j for j in idx if "all" in toks[j].concepts]
             self.add(Action(action="close_all"), i, *used)
             return
-        if concepts & {"partial", "half"} or any(toks[j].ncls == PERCENT for j in idx if toks[j].kind == NUM):
-            self.add(Action(action="close_partial", fraction=self._fraction(idx)), i)
+        fraction = self._fraction(idx)
+        if concepts & {"partial", "half"} or fraction is not None:
+            self.add(Action(action="close_partial", fraction=fraction), i)
             return
         targets: list[list[int | None]] = []  # [symbol index, side index] per target, in written order
         for j in idx[k + 1 :]:
@@ -285,10 +289,15 @@ class _Scanner:
         return any("negation" in self.toks[idx[j]].concepts for j in range(max(0, k - 2), k))
 
     def _fraction(self, idx: list[int]) -> Decimal | None:
-        for j in idx:
-            tok = self.toks[j]
+        toks = self.toks
+        for k, j in enumerate(idx):
+            tok = toks[j]
             if "half" in tok.concepts:
                 return Decimal("0.5")
+            if tok.kind == NUM and tok.value is not None and k + 2 < len(idx) and toks[idx[k + 1]].text == "/":
+                den = toks[idx[k + 2]].value  # "close 1/3"
+                if den is not None and 0 < tok.value < den <= 10 and not tok.decimals:
+                    return (tok.value / den).quantize(Decimal("0.0001"))
             if tok.kind == NUM and tok.ncls == PERCENT and tok.value is not None and 0 < tok.value <= 100:
                 return tok.value / 100
         return None

@@ -158,11 +158,15 @@ class _Extractor:
         c = tok.concepts
         d = self.d
         if tok.sym is not None:
-            if d.symbol is not None and tok.sym != d.symbol and d.own_symbol and d.has_values():
+            sym = tok.sym
+            prev = self.toks[i - 1] if i else None
+            if prev is not None and prev.kind == SEP and prev.text in "#$" and tok.text in self.lex.crypto_bases:
+                sym = tok.text.upper() + self.lex.default_quote  # "$BTC": a bare cashtag implies the USDT quote
+            if d.symbol is not None and sym != d.symbol and d.own_symbol and d.has_values():
                 self._new_draft(keep_side=not self._side_ahead_on_line(i))
                 d = self.d
             if not d.own_symbol:
-                d.symbol, d.symbol_tok, d.own_symbol = tok.sym, tok, True
+                d.symbol, d.symbol_tok, d.own_symbol = sym, tok, True
                 if tok.typo:
                     d.flags.add("symbol_typo")
             if self.label_filled:
@@ -178,9 +182,9 @@ class _Extractor:
                 and self.coin is None
                 and self.text[tok.start : tok.end].isupper()
             ):
-                sym = self.lex.coin(tok.text, sats=False)
-                if sym is not None:
-                    self.coin = (sym, tok)
+                coin = self.lex.coin(tok.text, sats=False)
+                if coin is not None:
+                    self.coin = (coin, tok)
             self._filler(i)
             return
         if "horizon" in c:
@@ -319,7 +323,10 @@ class _Extractor:
             d.leverage = tok.value
             return
         if cls == PERCENT:
-            if self._near_word(i, "risk") and d.risk is None:
+            if self.label == "sl" and not self.label_filled:
+                d.flags.add("sl_percent")  # a stop given as a % of the account: no price level
+                self.label = None
+            elif self._near_word(i, "risk") and d.risk is None:
                 d.risk = tok.value
             return
         if cls != PRICE:

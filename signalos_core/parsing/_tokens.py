@@ -39,6 +39,8 @@ def _build_table() -> dict[int, str]:
         table[cp] = " "
     for cp in range(0x2000, 0x200B):
         table[cp] = " "
+    for cp in (0x2192, 0x21D2, 0x279C, 0x2794, 0x27A1, 0x2B95, 0x27F6):  # arrows: "SL → 2340"
+        table[cp] = ">"
     for cp in (0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, 0x2212, 0xFE58, 0xFE63, 0x2043):
         table[cp] = "-"
     table.update(
@@ -80,6 +82,10 @@ _G_NL, _G_URL, _G_SC, _G_WORD, _G_NUM, _G_SEP, _G_EMO = (
 )
 _LEAD_DIGITS = re.compile(r"(\d+)([^\W\d_]+)$")
 _TRAIL_DIGITS = re.compile(r"([^\W\d_]+)(\d+)$")
+# d/m/y or y-m-d written with separators the number regex splits on ("12/05/2024", "2024-05-12")
+_DATE_SPAN = re.compile(
+    r"(?<![\d.,])(?:(?:[12]\d|3[01]|0?[1-9])[/-](?:1[0-2]|0?[1-9])[/-](?:\d{4}|\d{2})|\d{4}-(?:1[0-2]|0\d)-\d{2})(?![\d.,])"
+)
 _DATE = re.compile(r"(?:\d{4}[.,]\d{1,2}[.,]\d{1,2}|\d{1,2}[.,]\d{1,2}[.,]\d{4})$")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _EURO_THOUSANDS = re.compile(r"\d{1,3}(?:\.\d{3})+,\d+$")
@@ -303,6 +309,8 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:  # noqa: PLR0915 - the hot l
         toks = _merge_pairs(toks, lex)
     if len(toks) != count:  # merges shifted the indices
         nums = [i for i, t in enumerate(toks) if t.kind == NUM]
+    if "/" in low or "-" in low:
+        _mark_dates(toks, low, nums)
     _classify_numbers(toks, low, nums)
     return toks
 
@@ -370,6 +378,16 @@ def _merge_phrases(toks: list[Tok], lex: Lexicon, starts: list[int]) -> list[Tok
         return toks
     out.extend(toks[last:])
     return out
+
+
+def _mark_dates(toks: list[Tok], low: str, nums: list[int]) -> None:
+    spans = [m.span() for m in _DATE_SPAN.finditer(low)]
+    if not spans:
+        return
+    for i in nums:
+        tok = toks[i]
+        if any(start <= tok.start and tok.end <= end for start, end in spans):
+            tok.ncls = DATE
 
 
 def _after_label(toks: list[Tok], i: int) -> bool:
@@ -450,7 +468,9 @@ def _classify_numbers(toks: list[Tok], low: str, nums: list[int]) -> None:  # no
                 elif "ratio" in c:
                     tok.ncls = RATIO
                 elif "risk" in c and not (c & _LABELS):
-                    tok.ncls = PERCENT if after == "%" else LOT
+                    # "risk 2%", "risk 1-2%": a share of the account, never a price or a lot size
+                    ahead = low[tok.end : tok.end + 6]
+                    tok.ncls = PERCENT if "%" in ahead else ANNOT
             elif (
                 prev.kind == SEP
                 and prev.text == "#"

@@ -140,6 +140,22 @@ OPENS = [
     ),
     ("If gold breaks 2350 we will buy, SL 2340 TP 2370", {"flags": ["intention"], "needs_confirmation": True}),
     ("XAUUSD SELL", {"flags": ["incomplete"], "needs_confirmation": True}),
+    ("EURUSD BUY 12/05/2024\nEntry 1.0850\nSL 1.0820\nTP 1.0900", {"entry": 1.085, "tp": [1.09]}),
+    ("$BTC long 65000 sl 63000 tp 68000", {"symbol": "BTCUSDT", "entry": 65000}),
+    (
+        "#ETH short\nEntry 3200\nTargets:\n1. 3100\n2. 3000\n3. 2900\nStop 3300",
+        {"symbol": "ETHUSDT", "tp": [3100, 3000, 2900], "sl": 3300},
+    ),
+    ("XAUUSD SELL 2350 SL 2% TP 2340", {"sl": None, "flags": ["sl_percent", "missing_sl"]}),
+    ("GOLD BUY 2330\nTP 1️⃣ 2335\nTP 2️⃣ 2340\nSL 2320", {"tp": [2335, 2340], "sl": 2320}),
+    ("Tg1 2340 Tg2 2345 gold buy 2330 sl 2320", {"tp": [2340, 2345], "entry": 2330}),
+    ("USDCAD sell @ 1.3650\nSL 1.3700\nTP1 1.3600\n\n⚠️ Risk 1-2% per trade", {"lot": None, "tp": [1.36]}),
+    (
+        "🔥GBPUSD🔥\n\n📉SELL NOW📉\n\n➡️Entry: 1.2650\n❌SL: 1.2700\n✅TP1: 1.2600\n✅TP2: 1.2550",
+        {"side": "sell", "order_type_explicit": True, "entry": 1.265, "sl": 1.27, "tp": [1.26, 1.255]},
+    ),
+    ("EUR/USD SELL @ 1.0850 | SL 1.0880 | TP 1.0800", {"symbol": "EURUSD", "sl": 1.088, "tp": [1.08]}),
+    ("NAS100 buy now 18,250.5 sl 18,150 tp 18,400", {"entry": 18250.5, "sl": 18150, "tp": [18400]}),
 ]
 
 
@@ -208,6 +224,13 @@ FOLLOW_UPS = [
         {"action": {"action": "close", "target": "BTCUSD", "side_filter": "sell"}},
     ),
     ("Закрываем все сделки", "close", {"action": {"action": "close_all"}}),
+    ("Close 1/3 of the position", "close", {"action": {"action": "close_partial", "fraction": 0.3333}}),
+    ("SL → 2340", "modify", {"action": {"action": "move_sl", "to": 2340}}),
+    ("Take some profit here", "close", {"action": {"action": "close_partial", "fraction": None}}),
+    ("Movemos SL a BE", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
+    ("Saltó el stop -30 pips", "info", {"action": {"action": "sl_hit"}, "actions": None}),
+    ("Тейк 1 взяли", "info", {"action": {"action": "tp_hit", "tp_index": 1}}),
+    ("تی پی 1 خورد", "info", {"action": {"action": "tp_hit", "tp_index": 1}}),
     ("همه معاملات رو ببندید", "close", {"action": {"action": "close_all"}}),
 ]
 
