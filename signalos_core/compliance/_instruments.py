@@ -121,6 +121,12 @@ class InstrumentCatalog:
             root = self._by_symbol.get(fut.group(1))
             if root is not None and root.futures:
                 return root
+        # Broker suffixes on shares ("AAPL.US", "AAPL.NAS", "AAPL.OQ"): the listing, not the instrument.
+        stem, dot, _suffix = key.partition(".")
+        if dot:
+            known = self._by_symbol.get(stem)
+            if known is not None and known.asset_class == "equity":
+                return known
         return None
 
     def classify(self, inst: Instrument, regime: str) -> str | None:

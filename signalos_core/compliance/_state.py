@@ -79,9 +79,19 @@ def _high_water(state: AccountState) -> HighWaterMarks:
     return HighWaterMarks(closed_balance=closed, equity=equity)
 
 
-def _close(state: AccountState, fill: Fill, clock: DayClock) -> AccountState:
-    if fill.net_pnl is None:
-        raise EvaluationError("a closing fill needs net_pnl", field="event.net_pnl")
+def _realised(state: AccountState, fill: Fill, target: Position, catalog: InstrumentCatalog) -> Decimal:
+    """P/L of closing ``fill.size`` of ``target`` at ``fill.price`` (gross; give ``net_pnl`` for commissions)."""
+    if fill.net_pnl is not None:
+        return fill.net_pnl
+    inst = catalog.get(fill.symbol, field="event.symbol")
+    if target.entry is None or inst.quote != state.currency:
+        raise EvaluationError("a closing fill needs net_pnl (entry or quote conversion unknown)", field="event.net_pnl")
+    direction = 1 if target.side == "buy" else -1
+    size = min(fill.size, target.size)
+    return (fill.price - target.entry) * direction * size * inst.value_per_point
+
+
+def _close(state: AccountState, fill: Fill, catalog: InstrumentCatalog) -> AccountState:
     positions = list(state.positions)
     candidates = [p for p in positions if p.id == fill.position_id] if fill.position_id else sorted(
         (p for p in positions if p.symbol == fill.symbol and p.side != fill.side),
@@ -90,14 +100,15 @@ def _close(state: AccountState, fill: Fill, clock: DayClock) -> AccountState:
     if not candidates:
         raise EvaluationError(f"no open position to close for {fill.symbol}", field="event.position_id")
     target = candidates[0]
+    pnl = _realised(state, fill, target, catalog)
     positions.remove(target)
     if fill.size < target.size:
         positions.append(replace(target, size=target.size - fill.size))
     trade = ClosedTrade(
         id=target.id, symbol=target.symbol, side=target.side, size=min(fill.size, target.size),
-        net_pnl=fill.net_pnl, closed_at=fill.at, opened_at=target.opened_at, entry=target.entry, exit=fill.price,
+        net_pnl=pnl, closed_at=fill.at, opened_at=target.opened_at, entry=target.entry, exit=fill.price,
     )
-    balance = state.balance + fill.net_pnl
+    balance = state.balance + pnl
     return replace(state, positions=positions, closed_trades=[*state.closed_trades, trade], balance=balance)
 
 
@@ -117,7 +128,7 @@ def apply_event(state: AccountState, event: Event, clock: DayClock, catalog: Ins
             days = state.trading_days if day in state.trading_days else sorted([*state.trading_days, day])
             state = replace(state, positions=[*state.positions, pos], trading_days=days)
         else:
-            state = _close(state, event, clock)
+            state = _close(state, event, catalog)
     elif isinstance(event, ClockEvent) and event.event == "day_boundary":
         boundary_equity = state.equity
     state = roll_day(state, event.at, clock, catalog, boundary_equity=boundary_equity)

@@ -63,7 +63,7 @@ def test_observe_validates_events() -> None:
     with pytest.raises(EvaluationError) as info:
         Engine(FTMO).observe(state(), Fill(at=T0, symbol="ZZZZZZ1", side="buy", size=D(1), price=D(1)))
     assert info.value.field == "event.symbol"
-    held = Position(id="p", symbol="EURUSD", side="buy", size=D(1))
+    held = Position(id="p", symbol="EURUSD", side="buy", size=D(1))  # no entry: P/L cannot be computed
     with pytest.raises(EvaluationError, match="net_pnl"):
         Engine(FTMO).observe(state(positions=[held]), Fill(at=T0, symbol="EURUSD", side="sell", size=D(1),
                                                            price=D(1), action="close"))
@@ -143,6 +143,9 @@ def test_fills_open_close_and_roll_day() -> None:
     assert partial.next_state.positions[0].size == D(1)
     assert partial.next_state.balance == D(101000)
     assert partial.next_state.high_water.closed_balance == D(101000)
+    gross = engine.observe(partial.next_state, Fill(at=T0 + dt.timedelta(hours=2), symbol="EURUSD", side="sell",
+                                                    size=D(1), price=D("1.1050"), action="close"))
+    assert gross.next_state.balance == D(101500) and gross.next_state.positions == []
     next_day = engine.observe(partial.next_state, ClockEvent(at=dt.datetime(2026, 5, 12, 22, 0, tzinfo=UTC),
                                                              event="day_boundary"))
     snap = next_day.next_state.day_start
