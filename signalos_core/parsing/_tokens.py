@@ -410,7 +410,6 @@ def _classify_numbers(toks: list[Tok], low: str, nums: list[int]) -> None:  # no
         prev = toks[i - 1] if i else None
         nxt = toks[i + 1] if i + 1 < n else None
         before = low[tok.start - 1] if tok.start else ""
-        after = low[tok.end] if tok.end < len(low) else ""
         if before == "+" or (before == "-" and nxt is not None and nxt.kind == WORD and "pips" in nxt.concepts):
             tok.ncls = ANNOT
         if nxt is not None:

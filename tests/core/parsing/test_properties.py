@@ -39,9 +39,10 @@ def test_never_crashes_on_number_soup(text: str) -> None:
 
 
 def _time(text: str) -> float:
-    start = time.perf_counter()
+    """CPU time of one parse (CPU, not wall clock: other work on a shared machine must not count)."""
+    start = time.process_time()
     parse(text)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 @settings(max_examples=20, deadline=None)
@@ -66,7 +67,7 @@ def test_time_grows_linearly(unit: str) -> None:
     small = min(_time(unit * 2) for _ in range(5))
     large = min(_time(unit * 40) for _ in range(5))
     # 20x the input may cost ~20x (linear) plus slack for a loaded machine; backtracking would cost 1000x+
-    assert large < max(small, 1e-4) * 80 + 0.2, (small, large)
+    assert large < max(small, 1e-4) * 100 + 0.25, (small, large)
 
 
 def test_huge_input_is_bounded() -> None:
