@@ -84,6 +84,14 @@ class DayClock:
         self._window = (start.astimezone(_UTC), end.astimezone(_UTC), start)
         return start
 
+    def utc(self, start: dt.datetime) -> dt.datetime:
+        """``start`` in UTC (from the window cache when it is the current day's start): comparisons between
+        datetimes in different zones cost a zone lookup each, UTC-to-UTC comparisons do not."""
+        window = self._window
+        if window is not None and window[2] is start:
+            return window[0]
+        return start.astimezone(_UTC)
+
     def next_start(self, when: dt.datetime) -> dt.datetime:
         """The first boundary strictly after ``when`` (when a day lock lifts)."""
         start = self.current_start(when)

@@ -177,10 +177,13 @@ def register(
     return deco
 
 
+_UNSET: Any = object()
+
+
 class Ctx:
     """Inputs of one evaluation with lazily computed, cached derived values (equity, day base, ...)."""
 
-    __slots__ = ("_cache", "at", "catalog", "clock", "default_initial", "event", "order", "state")
+    __slots__ = ("_base", "_equity", "_start", "at", "catalog", "clock", "default_initial", "event", "order", "state")
 
     def __init__(
         self,
@@ -200,20 +203,23 @@ class Ctx:
         self.default_initial = default_initial
         self.order = order
         self.event = event
-        self._cache: dict[str, Any] = {}
+        # Slots instead of a dict: this object is built on every pre-trade check.
+        self._equity: Any = _UNSET
+        self._start: Any = _UNSET
+        self._base: Any = _UNSET
 
     # -- money ----------------------------------------------------------------------------------------------
     @property
     def initial(self) -> Decimal | None:
         """Initial (starting) balance: the state's, else the profile's ``account_size`` parameter."""
-        if self.state.initial_balance is not None:
-            return self.state.initial_balance
-        return self.default_initial
+        initial = self.state.initial_balance
+        return self.default_initial if initial is None else initial
 
     @property
     def equity(self) -> Decimal | None:
         """Equity: as reported, else balance plus every position's floating P/L (``None`` if one is unknown)."""
-        if "equity" not in self._cache:
+        eq = self._equity
+        if eq is _UNSET:
             eq = self.state.equity
             if eq is None:
                 total: Decimal | None = self.state.balance
@@ -223,18 +229,19 @@ class Ctx:
                         break
                     total = (total or _ZERO) + pos.floating_pnl
                 eq = total
-            self._cache["equity"] = eq
-        value: Decimal | None = self._cache["equity"]
-        return value
+            self._equity = eq
+        result: Decimal | None = eq
+        return result
 
     # -- the trading day ------------------------------------------------------------------------------------
     @property
     def day_start_at(self) -> dt.datetime:
         """Start of the current trading day in the profile's zone."""
-        if "day_start_at" not in self._cache:
-            self._cache["day_start_at"] = self.clock.current_start(self.at)
-        value: dt.datetime = self._cache["day_start_at"]
-        return value
+        start = self._start
+        if start is _UNSET:
+            start = self._start = self.clock.current_start(self.at)
+        result: dt.datetime = start
+        return result
 
     def day_base(self) -> tuple[Decimal | None, Decimal | None]:
         """(balance, equity) at the current day boundary.
@@ -243,29 +250,31 @@ class Ctx:
         balance as the balance minus P/L closed since the boundary (``closed_trades`` must cover the day). The
         boundary equity is known only if no position was open across the boundary.
         """
-        if "day_base" in self._cache:
-            cached: tuple[Decimal | None, Decimal | None] = self._cache["day_base"]
+        if self._base is not _UNSET:
+            cached: tuple[Decimal | None, Decimal | None] = self._base
             return cached
         start = self.day_start_at
+        start_utc = self.clock.utc(start)
         snap = self.state.day_start
         result: tuple[Decimal | None, Decimal | None]
-        if snap is not None and snap.at >= start:
+        if snap is not None and snap.at >= start_utc:
             result = (snap.balance, snap.equity)
         else:
             bal = self.state.balance
             for trade in self.state.closed_trades:
-                if trade.closed_at > start:
+                if trade.closed_at > start_utc:
                     bal -= trade.net_pnl
-            carried = any(p.opened_at is None or p.opened_at < start for p in self.state.positions) or any(
-                t.closed_at > start and (t.opened_at is None or t.opened_at < start) for t in self.state.closed_trades
+            carried = any(p.opened_at is None or p.opened_at < start_utc for p in self.state.positions) or any(
+                t.closed_at > start_utc and (t.opened_at is None or t.opened_at < start_utc)
+                for t in self.state.closed_trades
             )
             result = (bal, None if carried else bal)
-        self._cache["day_base"] = result
+        self._base = result
         return result
 
     def realized_today(self) -> Decimal:
         """Net P/L of trades closed since the current day boundary."""
-        start = self.day_start_at
+        start = self.clock.utc(self.day_start_at)
         return sum((t.net_pnl for t in self.state.closed_trades if t.closed_at > start), _ZERO)
 
     # -- instruments / orders -------------------------------------------------------------------------------
