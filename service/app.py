@@ -34,6 +34,7 @@ from service.problems import exception_handlers
 from service.security.passwords import PasswordService
 from service.security.tokens import build_jwt_auth
 from service.settings import Settings
+from service.sync.controllers import PaperQuoteController, SyncController
 from service.system.controllers import health, problem_type, ready
 from service.twofactor.controllers import ContactController, MfaLoginController, TwoFactorController
 
@@ -55,6 +56,8 @@ ROUTE_HANDLERS: list[Any] = [
     ContactController,
     OnboardingController,
     OnboardingAdminController,
+    SyncController,
+    PaperQuoteController,
 ]
 
 

@@ -265,6 +265,18 @@ class PaperBroker:
         orders = sorted((o for o in acct.orders.values() if o.status == "working"), key=lambda o: o.order_id)
         return positions, orders
 
+    def export_account(self, account: str) -> bytes:
+        """The account's positions, orders and dedupe keys as JSON (a service persists it with its records)."""
+        return msgspec.json.encode(self._account(account))
+
+    def import_account(self, account: str, data: bytes) -> None:
+        """Restore an account exported by :meth:`export_account` (replacing what this broker holds for it)."""
+        self._accounts[account] = msgspec.json.decode(data, type=_Account)
+
+    def prices(self) -> dict[str, Decimal]:
+        """The last price of every symbol fed."""
+        return dict(self._prices)
+
     def all_positions(self, account: str) -> Iterable[PositionView]:
         """Every position the account ever had (tests and reports)."""
         return tuple(self._account(account).positions.values())

@@ -1,0 +1,224 @@
+"""Sync over HTTP on SQLite and PostgreSQL: the library's device side against the real service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from service.sync.transport import HttpSyncTransport
+from signalos_core.offline import (
+    Backoff,
+    OfflineClient,
+    Outbox,
+    PullRequest,
+    PushedAction,
+    PushRequest,
+    SyncEngine,
+    position_id_for,
+)
+from tests.service.conftest import promote, register_and_login
+
+D = Decimal
+
+
+@pytest.fixture
+def admin(client: TestClient[Litestar], db_url: str) -> dict[str, Any]:
+    tokens = register_and_login(client)
+    promote(db_url, tokens["user_id"], "platform_admin")
+    return tokens
+
+
+def _set_price(client: TestClient[Litestar], admin: dict[str, Any], symbol: str, price: str) -> dict[str, Any]:
+    response = client.put(f"/api/paper/quotes/{symbol}", json={"price": price}, headers=admin["headers"])
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+class Device:
+    """A device: its own outbox file, the offline client and a sync engine over HTTP."""
+
+    def __init__(self, path: Path, name: str, http: httpx.Client, token: str) -> None:
+        self.client = OfflineClient(Outbox(path / f"{name}.db", device_id=name))
+        self.transport = HttpSyncTransport(http, token)
+        self.engine = SyncEngine(self.client.outbox, self.transport, backoff=Backoff(0, 0))
+
+
+@pytest.fixture
+def devices(tmp_path: Path, client: TestClient[Litestar]) -> Iterator[Any]:
+    made: list[Device] = []
+
+    def make(name: str, tokens: dict[str, Any]) -> Device:
+        device = Device(tmp_path, name, client, tokens["access_token"])
+        made.append(device)
+        return device
+
+    yield make
+    for device in made:
+        device.client.outbox.close()
+
+
+def test_offline_actions_sync_with_outcomes_and_a_report(
+    client: TestClient[Litestar], admin: dict[str, Any], devices: Any
+) -> None:
+    _set_price(client, admin, "EURUSD", "1.1000")
+    trader = register_and_login(client)
+    phone = devices("phone-1", trader)
+    opened = phone.client.open("EURUSD", "buy", D("1"), ref_price=D("1.1001"), stop_loss=D("1.0950"))
+    phone.client.modify(position_id_for(opened.action_id), stop_loss=D("1.0960"), take_profit=D("1.1100"))
+    phone.client.set_settings({"theme": "dark", "paused": False})
+    moved = phone.client.open("EURUSD", "sell", D("1"), ref_price=D("1.1200"), max_deviation=D("0.0010"))
+    summary = phone.engine.sync_once()
+    assert summary.in_sync, summary
+    assert (summary.applied, summary.not_applied) == (3, 1)
+    [entry] = phone.client.report()
+    assert (entry.action.action_id, entry.code, entry.facts["current_price"]) == (
+        moved.action_id, "rejected:price_moved", "1.1000",
+    )  # fmt: skip
+    state = phone.client.outbox.server_state()
+    assert [(p.position_id, p.version, p.stop_loss) for p in state.positions] == [
+        (position_id_for(opened.action_id), 2, D("1.0960")),
+    ]
+    assert state.settings == {"paused": False, "theme": "dark"}
+
+
+def test_a_resend_is_a_duplicate_and_executes_once(
+    client: TestClient[Litestar], admin: dict[str, Any], devices: Any
+) -> None:
+    _set_price(client, admin, "EURUSD", "1.1000")
+    trader = register_and_login(client)
+    phone = devices("phone-2", trader)
+    action = phone.client.open("EURUSD", "buy", D("1"), ref_price=D("1.1"))
+    request = PushRequest(device_id="phone-2", sent_at_device=action.created_at_device,
+                          actions=[PushedAction(action=action, age_ms=0)])  # fmt: skip
+    first = phone.transport.push(request).results[0]
+    again = phone.transport.push(request).results[0]
+    assert (first.code, again.code, again.original_code) == ("applied", "duplicate", "applied")
+    assert again.server_seq == first.server_seq
+    pulled = phone.transport.pull(PullRequest(device_id="phone-2"))
+    assert len(pulled.state.positions) == 1, "one position, however many resends"
+
+
+def test_sl_hit_by_the_price_feed_makes_a_later_close_a_noop(
+    client: TestClient[Litestar], admin: dict[str, Any], devices: Any
+) -> None:
+    _set_price(client, admin, "XAUUSD", "2000")
+    trader = register_and_login(client)
+    phone = devices("phone-3", trader)
+    opened = phone.client.open("XAUUSD", "buy", D("1"), ref_price=D("2000"), stop_loss=D("1990"))
+    phone.engine.sync_once()
+    phone.client.close(position_id_for(opened.action_id))  # recorded offline...
+    assert _set_price(client, admin, "XAUUSD", "1985")["triggered"] == 1  # ...while the stop loss hits
+    phone.engine.sync_once()
+    [entry] = phone.client.report()
+    assert (entry.code, entry.facts["close_reason"], entry.facts["close_price"]) == (
+        "noop:already_closed", "stop_loss", "1985",
+    )  # fmt: skip
+
+
+def test_two_devices_of_one_user_first_applied_wins_and_both_converge(
+    client: TestClient[Litestar], admin: dict[str, Any], devices: Any
+) -> None:
+    _set_price(client, admin, "EURUSD", "1.1000")
+    trader = register_and_login(client)
+    phone, laptop = devices("phone-4", trader), devices("laptop-4", trader)
+    opened = phone.client.open("EURUSD", "buy", D("1"), ref_price=D("1.1"))
+    phone.engine.sync_once()
+    laptop.engine.sync_once()
+    position = position_id_for(opened.action_id)
+    phone.client.modify(position, stop_loss=D("1.09"), take_profit=None)
+    laptop.client.modify(position, stop_loss=D("1.08"), take_profit=None)
+    laptop.client.set_settings({"risk": "0.5"})
+    phone.client.set_settings({"risk": "1.0"})
+    phone.engine.sync_once()
+    laptop.engine.sync_once()
+    phone.engine.sync_once()
+    assert [e.code for e in laptop.client.report()] == ["rejected:target_changed"]
+    assert phone.client.outbox.server_state() == laptop.client.outbox.server_state()
+    assert laptop.client.outbox.server_state().settings == {"risk": "0.5"}
+
+
+def test_a_device_syncs_only_for_its_own_user(client: TestClient[Litestar], devices: Any) -> None:
+    alice, mallory = register_and_login(client), register_and_login(client)
+    devices("shared-device", alice).engine.sync_once()
+    stolen = devices("shared-device-copy", mallory)
+    stolen.client.outbox.close()
+    response = client.get("/api/sync/pull", params={"device_id": "shared-device"}, headers=mallory["headers"])
+    assert response.status_code == 403
+    assert response.json()["code"] == "device_not_yours"
+    assert client.get("/api/sync/pull", params={"device_id": "x"}).status_code == 401
+
+
+def test_invalid_pushes_name_the_field(client: TestClient[Litestar]) -> None:
+    trader = register_and_login(client)
+    body = {"device_id": "d1", "sent_at_device": "2026-03-02T09:00:00Z", "actions": [], "extra": 1}
+    response = client.post("/api/sync/push", json=body, headers=trader["headers"])
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+    body.pop("extra")
+    body["actions"] = [{"action": {"action_id": "not-a-uuid"}, "age_ms": 0}]
+    response = client.post("/api/sync/push", json=body, headers=trader["headers"])
+    assert response.status_code == 400
+
+
+def test_quotes_are_for_platform_admins(client: TestClient[Litestar]) -> None:
+    trader = register_and_login(client)
+    response = client.put("/api/paper/quotes/EURUSD", json={"price": "1.1"}, headers=trader["headers"])
+    assert response.status_code == 403
+
+
+def test_unreachable_server_keeps_everything_queued(tmp_path: Path) -> None:
+    with httpx.Client(base_url="http://127.0.0.1:9", timeout=0.5) as http:  # discard port: refused
+        device = Device(tmp_path, "lonely", http, "token")
+        device.client.acknowledge("x")
+        summary = device.engine.sync_once()
+        assert summary.transport_error is not None
+        assert summary.transport_error.startswith("offline")
+        assert device.client.outbox.counts()["pending"] == 1
+        device.client.outbox.close()
+
+
+def test_concurrent_resends_over_a_real_loopback_server_execute_once(
+    live_server: str, db_url: str, tmp_path: Path
+) -> None:
+    import threading
+
+    from signalos_core.offline import SyncTransportError
+
+    with httpx.Client(base_url=live_server, timeout=30) as http:
+        admin = register_and_login(http)  # type: ignore[arg-type]  # same request API as the TestClient
+        promote(db_url, admin["user_id"], "platform_admin")
+        _set_price(http, admin, "EURUSD", "1.1000")  # type: ignore[arg-type]
+        trader = register_and_login(http)  # type: ignore[arg-type]
+        device = Device(tmp_path, "racer", http, trader["access_token"])
+        actions = [device.client.open("EURUSD", "buy", D("1"), ref_price=D("1.1")) for _ in range(5)]
+        request = PushRequest(device_id="racer", sent_at_device=actions[0].created_at_device,
+                              actions=[PushedAction(action=a, age_ms=0) for a in actions])  # fmt: skip
+        codes: list[str] = []
+        errors: list[str] = []
+
+        def push() -> None:
+            try:
+                codes.extend(r.code for r in device.transport.push(request).results)
+            except SyncTransportError as exc:  # a lost race is a retryable 503, never a second execution
+                errors.append(exc.cause)
+
+        threads = [threading.Thread(target=push) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(cause.startswith("http_503") for cause in errors), errors
+        assert codes.count("applied") == 5, codes
+        assert set(codes) <= {"applied", "duplicate"}
+        summary = device.engine.sync_once()  # the device's own sync reconciles everything
+        assert summary.in_sync
+        assert len(device.client.outbox.server_state().positions) == 5
+        device.client.outbox.close()
