@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from signalos_core.parsing._model import Action
-from signalos_core.parsing._tokens import INDEX, MONEY, NL, NUM, ORDINAL, PERCENT, PIPS, PRICE, SEP, WORD, Tok
+from signalos_core.parsing._tokens import EMO, INDEX, MONEY, NL, NUM, ORDINAL, PERCENT, PIPS, PRICE, SEP, WORD, Tok
 
 __all__ = ["FollowUps", "scan_followups"]
 
@@ -87,8 +87,8 @@ class _Scanner:
         for tok in self.toks:
             if tok.concepts:
                 present |= tok.concepts
-            elif tok.kind == SEP and tok.text == ">":
-                arrow = True
+            elif (tok.kind == SEP and tok.text == ">") or (tok.kind == EMO and tok.text[0] in "✅✔☑"):
+                arrow = True  # an arrow (SL → 2340) or a check mark (TP2 ✅) can carry a cue without a word
         out = self.out
         out.update, out.defer, out.advice = "update" in present, "defer" in present, "advice" in present
         out.hedge, out.conditional = "hedge" in present, "conditional" in present
@@ -117,6 +117,8 @@ class _Scanner:
                 self._tp(idx, k, move_at, hit)
             elif c & {"close", "cancel"} and self._negated(idx, k):
                 continue  # "don't close yet", "no cierren": the opposite of an instruction
+            elif "entry" in c and move_at is not None and move_at < k and tok.text not in _STRONG_BE:
+                self._entry(idx, k, move_at)
             elif "close" in c and not self._slot_value(idx, k):
                 self._close(idx, k)
             elif "cancel" in c:
@@ -148,6 +150,14 @@ class _Scanner:
     def _is_label(tok: Tok) -> bool:
         c = tok.concepts
         return tok.kind == WORD and bool(c & {"sl", "tp", "stop_word"} or ("tp_glued" in c and tok.index is not None))
+
+    def _ticked(self, idx: list[int], k: int) -> bool:
+        """The rest of the label's line is only a check mark (no price): a TP reported as reached."""
+        rest = [self.toks[j] for j in idx[k + 1 :]]
+        ticks = [t for t in rest if t.kind == EMO and t.text[0] in "✅✔☑"]
+        others = [t for t in rest if t.kind in (WORD, NUM) and not (t.kind == NUM and t.ncls == INDEX)]
+        small = [t for t in others if t.kind == NUM and t.value is not None and t.value <= 20 and not t.decimals]
+        return bool(ticks) and len(others) == len(small) <= 1
 
     def _after_side(self, idx: list[int], k: int) -> bool:
         return k > 0 and bool(self.toks[idx[k - 1]].concepts & {"buy", "sell"})
@@ -182,7 +192,7 @@ class _Scanner:
             c = tok.concepts
             if "breakeven" in c and (saw_to or "entry" not in c or gap <= 2):
                 return "breakeven", i
-            if "be" in c and saw_to:
+            if "be" in c and (saw_to or gap == 0):
                 return "breakeven", i
             if ("tp" in c or "tp_glued" in c) and tok.index is not None:
                 return f"tp{tok.index}", i
@@ -242,6 +252,15 @@ class _Scanner:
             if isinstance(target, Decimal) and target > 20:
                 self.out.verb_cue = True
                 self.add(Action(action="modify_tp", tp_index=index, to=target), i, at, idx[move_at])
+        elif index is not None and self._ticked(idx, k):
+            self.add(Action(action="tp_hit", tp_index=index), i)  # "TP2 ✅" alone on its line
+
+    def _entry(self, idx: list[int], k: int, move_at: int) -> None:
+        """``change entry to 2345``: a new entry price for a pending order."""
+        target, at = self._target(idx, k)
+        if isinstance(target, Decimal):
+            self.out.verb_cue = True
+            self.add(Action(action="modify_entry", to=target), idx[k], at, idx[move_at])
 
     def _close(self, idx: list[int], k: int) -> None:
         toks = self.toks

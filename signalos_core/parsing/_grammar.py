@@ -53,6 +53,7 @@ class _Extractor:
         self.label_filled = False
         self.label_line = 0
         self.label_gap = 0
+        self.label_list = False
         self.join: str | None = None
         self.ordinal: int | None = None
         self.last: tuple[str, int, Tok] | None = None  # slot, line, token of the last bound value
@@ -103,6 +104,9 @@ class _Extractor:
                 return j
         return None
 
+    def _colon_next(self, i: int) -> bool:
+        return i + 1 < len(self.toks) and self.toks[i + 1].kind == SEP and self.toks[i + 1].text == ":"
+
     def _before_on_line(self, i: int) -> tuple[bool, bool]:
         """(a negation within two words before token ``i``, a future/condition word earlier on its line)."""
         negated = future = False
@@ -140,6 +144,7 @@ class _Extractor:
         return False
 
     def _open_label(self, label: str, i: int, index: int | None) -> None:
+        self.label_list = False
         self.label = label
         self.label_index = index if index is not None else self.ordinal
         self.ordinal = None
@@ -151,7 +156,7 @@ class _Extractor:
     # ------------------------------------------------------------------ token handlers
     def _newline(self, i: int) -> None:
         self.join = None
-        if self.label is not None and self.label_filled and self.label != "tp":
+        if self.label is not None and self.label_filled and self.label != "tp" and not self.label_list:
             self.label = None
 
     def _word(self, i: int, tok: Tok) -> None:  # noqa: PLR0915 - concept dispatch, ordered by precedence
@@ -271,6 +276,9 @@ class _Extractor:
             if d.has_levels() and (self._price_ahead_on_line(i) or side != d.side):
                 self._new_draft()
                 d = self.d
+            elif side != d.side and d.entry_vals and self._colon_next(i):
+                self._open_label("tp", i, None)  # spot posts: "Buy: 0.012 ... Sell: 0.014 - 0.015" are targets
+                return
             elif side != d.side:
                 d.flags.add("side_conflict")
                 return
@@ -360,7 +368,12 @@ class _Extractor:
             or (label == "tp" and self.bare[line] and line != self.label_line)
             or (label == "tp" and self._follows_tp(i))
         ):
+            if not self.label_filled and line != self.label_line:
+                self.label_list = True  # "Entry Targets:" then one value per line (Cornix-style lists)
             self._bind(label, value, tok, i)
+            return
+        if label == "entry" and self.label_list and self.bare[line] and line != self.label_line:
+            self._bind_entry(value, tok, "and", line)
             return
         # unlabelled numbers
         prev = self._prev_sig(i)

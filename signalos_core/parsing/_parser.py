@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
+
 from signalos_core._errors import ParseError
 from signalos_core.parsing._draft import Draft
 from signalos_core.parsing._followup import FollowUps, scan_followups
@@ -124,8 +126,12 @@ class SignalParser:
         if actions and all(a[0].action == "profit_report" for a in actions) and _any(toks, "summary"):
             actions = []  # "results this week: +540 pips": a results summary is noise, not a trade status
         hits = any(a[0].action in ("tp_hit", "sl_hit") for a in actions)
-        if actions and (follow.update or hits or not strong):
-            # a hit report inside an order-shaped text is an edited signal reporting progress, never a new order
+        exits = any(a[0].action in ("close", "close_all", "cancel") for a in actions) and not any(
+            d.has_levels() for d in opened
+        )
+        if actions and (follow.update or hits or exits or not strong):
+            # a hit report inside an order-shaped text is an edited signal reporting progress, and an exit post
+            # repeating the entry (no SL/TP) closes a trade: neither is ever a new order
             return self._followup(text, toks, follow, actions, drafts, context, default_symbol)
         if opened:
             if follow.consumed:
@@ -168,8 +174,6 @@ class SignalParser:
             )
         first = results[0]
         if len(results) > 1:
-            import msgspec
-
             first = msgspec.structs.replace(first, signals=tuple(results))
         return first
 
@@ -183,6 +187,19 @@ class SignalParser:
         context: ParseContext | None,
         default_symbol: str | None,
     ) -> ParseResult:
+        named = next((d.symbol for d in drafts if d.symbol), None)
+        if named is not None:
+            # "POSITION CLOSED / Symbol: BTCUSDm": a close naming no target in its sentence closes the message's symbol
+            found = [
+                (
+                    msgspec.structs.replace(a, target=named)
+                    if a.action == "close" and a.target in (None, "reply")
+                    else a,
+                    s,
+                    e,
+                )
+                for a, s, e in found
+            ]
         ordered = sorted(found, key=lambda a: _PRIORITY.index(a[0].action) if a[0].action in _PRIORITY else 99)
         primary = ordered[0][0]
         kind: Kind = _KIND_OF.get(primary.action, "info")
@@ -227,8 +244,6 @@ class SignalParser:
         )
 
     def _finish(self, result: ParseResult) -> ParseResult:
-        import msgspec
-
         needs = result.kind not in {"noise", "info"} and result.confidence < self.confirm_below
         if needs != result.needs_confirmation:
             result = msgspec.structs.replace(result, needs_confirmation=needs)

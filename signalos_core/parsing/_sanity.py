@@ -118,6 +118,10 @@ class _Final:
                     tps[k] = (expanded, tps[k][1])
                     self.flags.add("shorthand_prices")
         sl = d.sl
+        if band is not None:
+            entry_vals = [self._thousands(v, t, band) for v, t in entry_vals]
+            tps = [self._thousands(v, t, band) for v, t in tps]
+            sl = self._thousands(sl[0], sl[1], band) if sl else None
         # whole message in last-digit shorthand (Persian channels: "56 و 60", "استاپ 63")
         values = [v for v, _ in entry_vals] + [v for v, _ in tps] + ([sl[0]] if sl else [])
         if band is not None and values and band[0] >= 100 and all(v < 100 and v == v.to_integral() for v in values):
@@ -158,6 +162,21 @@ class _Final:
             f[key] = getattr(d, key)
         f["risk_percent"] = d.risk
         return f, self.flags, self.spans
+
+    def _thousands(self, value: Decimal, tok: Tok, band: tuple[Decimal, Decimal]) -> tuple[Decimal, Tok]:
+        """German-style ``15.234`` for a DAX at 15,234: a dot thousands separator (notation, not a digit fix)."""
+        raw = tok.raw
+        if (
+            len(raw) <= 7
+            and raw.count(".") == 1
+            and len(raw.partition(".")[2]) == 3
+            and not band[0] <= value <= band[1]
+        ):
+            scaled = Decimal(raw.replace(".", ""))
+            if band[0] <= scaled <= band[1]:
+                self.flags.add("thousands_dot")
+                return scaled, tok
+        return value, tok
 
     def _entry(self, vals: list[tuple[Decimal, Tok]]) -> None:
         f = self.fields

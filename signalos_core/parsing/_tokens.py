@@ -432,6 +432,9 @@ def _classify_numbers(toks: list[Tok], low: str, nums: list[int]) -> None:  # no
                 elif "lot" in c and nxt.text in ("lot", "lots", "lote", "lotes", "лот") and not _after_label(toks, i):
                     tok.ncls = LOT
                     continue
+                elif nxt.text == "x" and nxt.start == tok.end:
+                    tok.ncls = LEVERAGE  # "20.0X"
+                    continue
                 elif nxt.text in _TIMEFRAMES and nxt.start == tok.end:
                     tok.ncls = TIMEFRAME
                     continue

@@ -156,6 +156,36 @@ OPENS = [
     ),
     ("EUR/USD SELL @ 1.0850 | SL 1.0880 | TP 1.0800", {"symbol": "EURUSD", "sl": 1.088, "tp": [1.08]}),
     ("NAS100 buy now 18,250.5 sl 18,150 tp 18,400", {"entry": 18250.5, "sl": 18150, "tp": [18400]}),
+    (
+        "⚡️⚡️ #BTC/USDT ⚡️⚡️\nSignal Type: Regular (Long)\nLeverage: Cross (20.0X)\nEntry Targets:\n1) 27500\n"
+        "2) 27000\nTake-Profit Targets:\n1) 28000\n2) 28500\n3) 29000\nStop Targets:\n1) 26500",
+        {
+            "symbol": "BTCUSDT",
+            "side": "buy",
+            "entry": [27000, 27500],
+            "entries": [27500, 27000],
+            "sl": 26500,
+            "tp": [28000, 28500, 29000],
+            "leverage": 20,
+        },
+    ),
+    (
+        "$LINK/USDT\nBuy Zone: 12.30 - 12.80\nSell: 13.50 - 14.20 - 15.00\nStop Loss: 11.90",
+        {"symbol": "LINKUSDT", "side": "buy", "entry": [12.3, 12.8], "tp": [13.5, 14.2, 15], "sl": 11.9},
+    ),
+    (
+        "Ich kaufe den DAX\nEK: 15.234\nSL: 15.180\nZiel: 15.400",
+        {"symbol": "GER40", "entry": 15234, "sl": 15180, "tp": [15400], "flags": ["thousands_dot"]},
+    ),
+    ("XAUUSD BUY LIMIT 1938-34\nTP 1941-45-50\nSL 1930", {"entry": [1934, 1938], "tp": [1941, 1945, 1950]}),
+    (
+        "COMPRA ORO AHORA\nZona: 2350-2345\nRisk Price: 2340\nTP1: 2355\nTP2: 2360",
+        {"side": "buy", "entry": [2345, 2350], "sl": 2340, "tp": [2355, 2360]},
+    ),
+    (
+        "خرید طلا قیمت بازار\nحد ضرر ۲۳۴۰\nتی پی ۱ 🟰 ۲۳۶۰\nتی پی ۲ 🟰 ۲۳۷۰",
+        {"order_type_explicit": True, "sl": 2340, "tp": [2360, 2370]},
+    ),
 ]
 
 
@@ -230,6 +260,15 @@ FOLLOW_UPS = [
     ("Movemos SL a BE", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
     ("Saltó el stop -30 pips", "info", {"action": {"action": "sl_hit"}, "actions": None}),
     ("Тейк 1 взяли", "info", {"action": {"action": "tp_hit", "tp_index": 1}}),
+    ("TP2 ✅", "info", {"action": {"action": "tp_hit", "tp_index": 2}}),
+    ("change entry to 2345", "modify", {"action": {"action": "modify_entry", "to": 2345}}),
+    ("modify sl be", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
+    ("Tomar parcial", "close", {"action": {"action": "close_partial", "fraction": None}}),
+    (
+        "🔴 POSITION CLOSED\nSymbol: BTCUSDm\nSide: SELL\nPrice: 66000\nPosition ID: 123456\nProfit: $100",
+        "close",
+        {"action": {"action": "close", "target": "BTCUSD"}},
+    ),
     ("تی پی 1 خورد", "info", {"action": {"action": "tp_hit", "tp_index": 1}}),
     ("همه معاملات رو ببندید", "close", {"action": {"action": "close_all"}}),
 ]
