@@ -189,7 +189,14 @@ def _substitute(chk: _Checker, node: Any, path: PathT, values: dict[str, Any]) -
             chk.add(path, f"parameter {name!r} is not a number")
             return node
         num, k = Decimal(value), Decimal(operand)
-        return {"*": num * k, "/": num / k if k else num, "+": num + k, "-": num - k}[op]
+        if op == "/" and k == 0:
+            chk.add(path, f"division by zero in {node!r}")
+            return node
+        if op == "*":
+            return num * k
+        if op == "/":
+            return num / k
+        return num + k if op == "+" else num - k
     return node
 
 

@@ -1,11 +1,14 @@
 """JSON Schema for profile YAML, generated from the Structs (editors validate against it).
 
 ``RuleSpec.params`` is typed per ``kind``: the generated schema adds one ``if kind == X then params: <X's
-params schema>`` clause per rule kind, so an editor checks params too.
+params schema>`` clause per rule kind, so an editor checks params too. A copy ships in the package as
+``_data/profile.schema.json`` (a test keeps it equal to the generated one).
 """
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Any
 
 import msgspec
@@ -13,7 +16,7 @@ import msgspec
 from signalos_core.compliance._profile import Profile
 from signalos_core.compliance._registry import KINDS
 
-__all__ = ["profile_json_schema"]
+__all__ = ["packaged_schema", "profile_json_schema"]
 
 
 def profile_json_schema() -> dict[str, Any]:
@@ -39,3 +42,10 @@ def profile_json_schema() -> dict[str, Any]:
         **profile_ref,
         "$defs": components,
     }
+
+
+def packaged_schema() -> dict[str, Any]:
+    """The schema file shipped in the package (for editors that want a path, not a command)."""
+    text = resources.files("signalos_core.compliance").joinpath("_data/profile.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema

@@ -278,3 +278,40 @@ def test_instrument_catalog_extension_and_errors() -> None:
         compliance.InstrumentCatalog.from_yaml("regimes: {}\nfx: {contract_size: 1, currencies: []}\ninstruments: 5\n")
     with pytest.raises(EvaluationError, match="instrument data"):
         compliance.InstrumentCatalog.from_yaml("regimes: no\n")
+
+
+@pytest.mark.skipif(available_backends()["durable"] is not None, reason="durable-rules cannot be imported here")
+def test_durable_adapter_turns_engine_failures_into_engine_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import signalos_core.compliance._durable as durable_mod
+
+    engine = Engine(FTMO, backend="durable")
+    host = durable_mod._host()
+
+    class MessageNotHandledException(Exception):  # noqa: N818 - mirrors durable-rules' own class name
+        pass
+
+    def not_handled(*_args: object) -> None:
+        raise MessageNotHandledException
+
+    def rejected(*_args: object) -> None:
+        raise Exception("error code: 204")  # noqa: TRY002 - durable-rules raises bare Exception
+
+    monkeypatch.setattr(host, "assert_fact", not_handled)
+    assert engine.check(state(equity=D(80000)), order()).allowed  # no rule matched = no hit
+    monkeypatch.setattr(host, "assert_fact", rejected)
+    with pytest.raises(EngineError, match="rejected the fact"):
+        engine.check(state(), order())
+    monkeypatch.undo()
+    monkeypatch.setattr(host, "get_state", lambda *_a: {"exception": "exception caught action failed"})
+    with pytest.raises(EngineError, match="action failed"):
+        engine.check(state(), order())
+
+
+def test_durable_import_probe_reports_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from signalos_core.compliance._durable import durable_import_error
+
+    monkeypatch.setitem(sys.modules, "durable.engine", None)
+    reason = durable_import_error()
+    assert reason is not None and "cannot be imported" in reason

@@ -236,3 +236,70 @@ def test_json_schema_validates_builtin_files() -> None:
     assert not list(validator.iter_errors(raw))
     raw["rules"][0]["params"]["bogus"] = 1
     assert list(validator.iter_errors(raw))
+
+
+def test_packaged_schema_file_is_current() -> None:
+    from signalos_core.compliance._schema import packaged_schema
+
+    assert packaged_schema() == json.loads(json.dumps(profile_json_schema()))
+
+
+TYPED = """\
+id: typed
+version: "1"
+effective_from: 2026-01-01
+parameters:
+  size: {type: money, default: 1000}
+  days: {type: integer, default: 3}
+  flat: {type: boolean, default: true}
+  label: {type: string, default: x}
+day_boundary: {timezone: UTC}
+rules:
+  - {id: t.days, kind: min_trading_days, outcome: objective, params: {days: "${days}"}}
+  - {id: t.pt, kind: profit_target, outcome: objective, params: {amount: "${size / 2}", requires_flat: "${flat}"}}
+  - {id: t.ml, kind: max_loss, outcome: breach, breach_when: lt, params: {amount: "${size - 1}"}}
+  - {id: t.m2, kind: max_loss, outcome: breach, breach_when: lt, params: {amount: "${size + 1}"}}
+"""
+
+
+def test_typed_parameter_overrides() -> None:
+    profile = load_profile(TYPED, params={"days": "5", "flat": "false", "label": "y", "size": Decimal(10)})
+    assert profile.rule("t.days").params["days"] == 5
+    assert profile.rule("t.pt").params == {"amount": Decimal(5), "requires_flat": False}
+    assert profile.rule("t.ml").params["amount"] == Decimal(9) and profile.rule("t.m2").params["amount"] == Decimal(11)
+    assert any("true/false" in str(i) for i in issues_of_override_text(TYPED, {"flat": "maybe"}))
+    assert any("not finite" in str(i) for i in issues_of_override_text(TYPED, {"size": "Infinity"}))
+
+
+def issues_of_override_text(text: str, params: dict[str, str]) -> list[object]:
+    with pytest.raises(ProfileSchemaError) as info:
+        load_profile(text, params=params)
+    return info.value.issues
+
+
+def test_parameter_expression_errors() -> None:
+    assert any("division by zero" in i.message for i in issues_of(TYPED.replace("${size / 2}", "${size / 0}")))
+    assert any("is not a number" in i.message for i in issues_of(TYPED.replace("${size - 1}", "${label - 1}")))
+    assert any(i.path.startswith("parameters.size") for i in issues_of(TYPED.replace("{type: money, default: 1000}",
+                                                                                     "{type: cash}")))
+    bad_kind = TYPED + "  - {id: t.x, kind: 7, outcome: deny}\n  - {id: t.y, kind: max_loss, outcome: deny, breach_when: lt, params: [1]}\n"
+    found = issues_of(bad_kind)
+    assert any("unknown rule kind 7" in i.message for i in found)
+    assert any("params must be a mapping" in i.message for i in found)
+
+
+def test_sibling_file_can_extend_a_builtin(tmp_path: Path) -> None:
+    child = tmp_path / "mine.yaml"
+    child.write_text('id: my-ftmo\nversion: "1"\neffective_from: 2026-01-01\nextends: ftmo-2step-challenge\n'
+                     'parameters: {account_size: {default: 200000}}\nday_boundary: {timezone: Europe/Prague}\n')
+    profile = load_profile(child)
+    assert profile.parameters["account_size"].default == 200000 and len(profile.rules) == 4
+
+
+def test_extends_cycle_is_reported(tmp_path: Path) -> None:
+    for name, parent in (("a", "b"), ("b", "a")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f'id: {name}\nversion: "1"\neffective_from: 2026-01-01\nextends: {parent}\n'
+            "day_boundary: {timezone: UTC}\nrules: []\n")
+    with pytest.raises(ProfileSchemaError, match="too deep"):
+        load_profile(tmp_path / "a.yaml")
