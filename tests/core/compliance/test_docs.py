@@ -17,7 +17,8 @@ def _blocks(name: str, lang: str) -> list[str]:
 def test_profile_authoring_example_loads_and_compiles() -> None:
     (example,) = _blocks("profile-authoring.md", "yaml")
     profile = load_profile(example)
-    assert profile.id == "acme-2step-eval" and len(profile.rules) == 7
+    assert profile.id == "acme-2step-eval"
+    assert len(profile.rules) == 7
     Engine(profile)
 
 

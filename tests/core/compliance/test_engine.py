@@ -145,7 +145,8 @@ def test_fills_open_close_and_roll_day() -> None:
     assert partial.next_state.high_water.closed_balance == D(101000)
     gross = engine.observe(partial.next_state, Fill(at=T0 + dt.timedelta(hours=2), symbol="EURUSD", side="sell",
                                                     size=D(1), price=D("1.1050"), action="close"))
-    assert gross.next_state.balance == D(101500) and gross.next_state.positions == []
+    assert gross.next_state.balance == D(101500)
+    assert gross.next_state.positions == []
     next_day = engine.observe(partial.next_state, ClockEvent(at=dt.datetime(2026, 5, 12, 22, 0, tzinfo=UTC),
                                                              event="day_boundary"))
     snap = next_day.next_state.day_start
@@ -271,7 +272,8 @@ def test_instrument_catalog_extension_and_errors() -> None:
         catalog.classify(catalog.get("EURUSD"), "mifid")
     extended = catalog.extended([compliance.Instrument(symbol="ACME", asset_class="equity", quote="USD")])
     assert extended.classify(extended.get("ACME"), "esma") == "equity"
-    assert extended.get("EUR/USD").symbol == "EURUSD" and extended.get("GCZ6").metal == "gold"
+    assert extended.get("EUR/USD").symbol == "EURUSD"
+    assert extended.get("GCZ6").metal == "gold"
     with pytest.raises(EvaluationError):
         extended.get("ZZZQ6")
     with pytest.raises(EvaluationError, match="instrument data"):
@@ -294,7 +296,7 @@ def test_durable_adapter_turns_engine_failures_into_engine_errors(monkeypatch: p
         raise MessageNotHandledException
 
     def rejected(*_args: object) -> None:
-        raise Exception("error code: 204")  # noqa: TRY002 - durable-rules raises bare Exception
+        raise Exception("error code: 204")
 
     monkeypatch.setattr(host, "assert_fact", not_handled)
     assert engine.check(state(equity=D(80000)), order()).allowed  # no rule matched = no hit
@@ -314,4 +316,5 @@ def test_durable_import_probe_reports_the_reason(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setitem(sys.modules, "durable.engine", None)
     reason = durable_import_error()
-    assert reason is not None and "cannot be imported" in reason
+    assert reason is not None
+    assert "cannot be imported" in reason

@@ -266,7 +266,8 @@ def test_typed_parameter_overrides() -> None:
     profile = load_profile(TYPED, params={"days": "5", "flat": "false", "label": "y", "size": Decimal(10)})
     assert profile.rule("t.days").params["days"] == 5
     assert profile.rule("t.pt").params == {"amount": Decimal(5), "requires_flat": False}
-    assert profile.rule("t.ml").params["amount"] == Decimal(9) and profile.rule("t.m2").params["amount"] == Decimal(11)
+    assert profile.rule("t.ml").params["amount"] == Decimal(9)
+    assert profile.rule("t.m2").params["amount"] == Decimal(11)
     assert any("true/false" in str(i) for i in issues_of_override_text(TYPED, {"flat": "maybe"}))
     assert any("not finite" in str(i) for i in issues_of_override_text(TYPED, {"size": "Infinity"}))
 
@@ -293,7 +294,8 @@ def test_sibling_file_can_extend_a_builtin(tmp_path: Path) -> None:
     child.write_text('id: my-ftmo\nversion: "1"\neffective_from: 2026-01-01\nextends: ftmo-2step-challenge\n'
                      'parameters: {account_size: {default: 200000}}\nday_boundary: {timezone: Europe/Prague}\n')
     profile = load_profile(child)
-    assert profile.parameters["account_size"].default == 200000 and len(profile.rules) == 4
+    assert profile.parameters["account_size"].default == 200000
+    assert len(profile.rules) == 4
 
 
 def test_extends_cycle_is_reported(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.mark.slow
 def test_wheel_carries_rulesets_and_finds_them(tmp_path: Path) -> None:
-    built = subprocess.run(
+    built = subprocess.run(  # noqa: S603 - our own interpreter building our own checkout
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w",
          str(tmp_path / "dist")],
         capture_output=True, text=True, timeout=240, check=False,
@@ -30,8 +30,11 @@ def test_wheel_carries_rulesets_and_finds_them(tmp_path: Path) -> None:
         "from signalos_core.compliance import builtin_rulesets_dir, list_builtin_profiles;"
         "print(json.dumps([str(builtin_rulesets_dir()), len(list_builtin_profiles())]))"
     )
-    out = subprocess.run([sys.executable, "-c", probe, str(site)], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path, check=True)
+    out = subprocess.run(  # noqa: S603 - our own interpreter and probe
+        [sys.executable, "-c", probe, str(site)], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, check=True,
+    )
     folder, count = json.loads(out.stdout)
-    assert folder.startswith(str(site)) and folder.endswith("_data/rulesets")
+    assert folder.startswith(str(site))
+    assert folder.endswith("_data/rulesets")
     assert count == len(list((ROOT / "rulesets").rglob("*.yaml")))
