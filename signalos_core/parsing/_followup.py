@@ -40,7 +40,7 @@ _STRONG_BE = frozenset(
 class FollowUps:
     """Result of the follow-up scan: actions in written order (with spans), consumed tokens and cues seen."""
 
-    __slots__ = ("actions", "advice", "conditional", "consumed", "defer", "hedge", "update", "verb_cue")
+    __slots__ = ("actions", "advice", "advice_at", "conditional", "consumed", "defer", "hedge", "update", "verb_cue")
 
     def __init__(self) -> None:
         self.actions: list[tuple[Action, int, int]] = []
@@ -48,6 +48,7 @@ class FollowUps:
         self.update = False
         self.defer = False
         self.advice = False
+        self.advice_at: list[int] = []  # offsets of advice words ("you can", "os recomiendo")
         self.hedge = False
         self.verb_cue = False
         self.conditional = False
@@ -91,6 +92,8 @@ class _Scanner:
                 arrow = True  # an arrow (SL → 2340) or a check mark (TP2 ✅) can carry a cue without a word
         out = self.out
         out.update, out.defer, out.advice = "update" in present, "defer" in present, "advice" in present
+        if out.advice:
+            out.advice_at = [t.start for t in self.toks if "advice" in t.concepts]
         out.hedge, out.conditional = "hedge" in present, "conditional" in present
         if arrow or present & _TRIGGERS:
             for sentence in _sentences(self.toks):

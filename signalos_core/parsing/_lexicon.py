@@ -24,7 +24,7 @@ LANGUAGES = ("en", "es", "pt", "ru", "fa", "de")
 
 _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _KEY_DROP = str.maketrans("", "", "./")
-_SPLIT = re.compile(r"[\s\-]+")
+_SPLIT = re.compile(r"[\s\-&]+")
 
 
 def normalise_key(word: str) -> str:

@@ -138,11 +138,11 @@ class SignalParser:
                 # a compound message: re-read the order without the follow-up's claims on its labels
                 drafts = extract_orders(toks, text, lex, set())
                 opened = [d for d in drafts if _open_strength(d, has_default, short) > 0] or opened
-            return self._open(opened, follow, price, default_symbol)
+            return self._open(text, opened, follow, price, default_symbol)
         return self._finish(ParseResult(kind="noise", confidence=0.9 if not _has_prices(toks) else 0.75))
 
     def _open(
-        self, drafts: list[Draft], follow: FollowUps, price: Decimal | None, default_symbol: str | None
+        self, text: str, drafts: list[Draft], follow: FollowUps, price: Decimal | None, default_symbol: str | None
     ) -> ParseResult:
         lex = self.lexicon
         results = []
@@ -154,8 +154,12 @@ class SignalParser:
                 flags.add("conditional_sl")
             if follow.hedge:
                 flags.add("commentary")
-            if follow.advice:
-                flags.add("advice")
+            if (
+                follow.advice
+                and draft.side_tok is not None
+                and _same_line(text, draft.side_tok.start, follow.advice_at)
+            ):
+                flags.add("advice")  # "you can buy it from this area"; not a footer like "you can re-enter later"
             if fields["symbol"] is None:
                 flags.add("missing_symbol")
                 fields["context_symbol"] = default_symbol
@@ -275,6 +279,13 @@ def _has_value(action: Action) -> bool:
         "close_partial",
         "cancel",
     )
+
+
+def _same_line(text: str, offset: int, others: list[int]) -> bool:
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    end = len(text) if end < 0 else end
+    return any(start <= other < end for other in others)
 
 
 def _any(toks: list[Any], concept: str) -> bool:

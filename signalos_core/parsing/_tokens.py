@@ -357,7 +357,7 @@ def _merge_phrases(toks: list[Tok], lex: Lexicon, starts: list[int]) -> list[Tok
             j, k = i + 1, 1
             while k < len(parts) and j < n:
                 nxt = toks[j]
-                if nxt.kind == SEP and nxt.text == "-":
+                if nxt.kind == SEP and nxt.text in ("-", "&"):
                     j += 1
                     continue
                 if nxt.kind != WORD or nxt.text != parts[k]:

@@ -156,6 +156,16 @@ OPENS = [
     ),
     ("EUR/USD SELL @ 1.0850 | SL 1.0880 | TP 1.0800", {"symbol": "EURUSD", "sl": 1.088, "tp": [1.08]}),
     ("NAS100 buy now 18,250.5 sl 18,150 tp 18,400", {"entry": 18250.5, "sl": 18150, "tp": [18400]}),
+    ("S&P500 buy 5000 sl 4950 tp 5100", {"symbol": "US500"}),
+    ("Buy gold 2330 stop-loss 2320 take-profit 2340", {"sl": 2320, "tp": [2340]}),
+    (
+        "#ADA\nBuy: 1850-1900 sats\nSell: 2100-2300-2500\nStop: 1700",
+        {"symbol": "ADABTC", "price_unit": "satoshi", "entry": [1850, 1900], "tp": [2100, 2300, 2500], "sl": 1700},
+    ),
+    (
+        "Buy XRP/BTC @ 0.00008500 targets 0.00009000 0.00009500 stop 0.00008000",
+        {"symbol": "XRPBTC", "entry": 0.000085, "tp": [0.00009, 0.000095], "sl": 0.00008},
+    ),
     (
         "⚡️⚡️ #BTC/USDT ⚡️⚡️\nSignal Type: Regular (Long)\nLeverage: Cross (20.0X)\nEntry Targets:\n1) 27500\n"
         "2) 27000\nTake-Profit Targets:\n1) 28000\n2) 28500\n3) 29000\nStop Targets:\n1) 26500",
@@ -303,6 +313,33 @@ def test_noise_is_never_an_order(text: str) -> None:
     result = parse(text)
     assert not result.is_order(), result.to_label()
     assert not result.needs_confirmation
+
+
+SPANISH_CHANNEL = [
+    ("Cerramos la operación", "close", {"action": {"action": "close", "target": None}}),
+    ("Aseguramos beneficios, cerramos parcial", "close", {"action": {"action": "close_partial", "fraction": None}}),
+    ("Ponemos SL en BE", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
+    ("Dejamos correr", "info", {"action": {"action": "hold"}}),
+    ("Stop tocado", "info", {"action": {"action": "sl_hit"}}),
+    ("Cancelamos la orden", "cancel", {"action": {"action": "cancel"}}),
+    ("Tocó TP1 +20 pips", "info", {"action": {"action": "tp_hit", "tp_index": 1}}),
+    ("Buenos días familia", "noise", {}),
+    ("Hoy no operamos", "noise", {}),
+    (
+        "Sell 3035 XAUUSD rango corto\n\nEntrada 3035\n\nSL 3045\n\nRecordad que podéis volver a entrar siempre que "
+        "esté dentro del rango pero es vuestro riesgo si la operación ya ha dado profit.",
+        "open",
+        {"symbol": "XAUUSD", "entry": 3035, "sl": 3045, "signals": None, "no_flags": ["advice"]},
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "expected"), SPANISH_CHANNEL)
+def test_single_instrument_channel(text: str, kind: str, expected: dict[str, Any]) -> None:
+    got = check(text, expected, ParseContext(default_symbol="XAUUSD"))
+    assert got["kind"] == kind, got
+    if kind not in ("open", "noise"):
+        assert got["context_symbol"] == "XAUUSD"
 
 
 def test_reply_resolves_symbol() -> None:
