@@ -82,20 +82,21 @@ class Draft:
 def line_info(toks: list[Tok]) -> tuple[list[int], list[bool]]:
     """Line number per token and whether each line holds only numbers/punctuation/emoji."""
     line_of: list[int] = []
-    bare: list[bool] = [True]
-    has_num: list[bool] = [False]
+    append = line_of.append
+    words: set[int] = set()  # lines with a word other than "and"
+    nums: set[int] = set()  # lines with a price-class number
     line = 0
     for tok in toks:
-        if tok.kind == NL:
+        kind = tok.kind
+        if kind == NL:
             line += 1
-            bare.append(True)
-            has_num.append(False)
-        elif tok.kind == WORD and not tok.concepts & {"and"}:
-            bare[line] = False
-        elif tok.kind == NUM and tok.ncls == PRICE:
-            has_num[line] = True
-        line_of.append(line)
-    return line_of, [b and h for b, h in zip(bare, has_num, strict=True)]
+        elif kind == WORD:
+            if "and" not in tok.concepts:
+                words.add(line)
+        elif kind == NUM and tok.ncls == PRICE:
+            nums.add(line)
+        append(line)
+    return line_of, [k in nums and k not in words for k in range(line + 1)]
 
 
 def modal_decimals(toks: list[Tok]) -> int:

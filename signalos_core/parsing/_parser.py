@@ -115,7 +115,7 @@ class SignalParser:
         price = context.current_price if context else None
         default_symbol = (context.default_symbol if context else None) or self.default_symbol
         has_default = default_symbol is not None
-        short = sum(1 for t in toks if t.kind == WORD) <= 5
+        short = _Short(toks)
         opened = [d for d in drafts if _open_strength(d, has_default, short) > 0]
         strong = any(_open_strength(d, has_default, short) >= 2 for d in opened)
         if follow.verb_cue and not any(d.has_values() for d in opened):
@@ -254,7 +254,17 @@ class SignalParser:
         return result
 
 
-def _open_strength(d: Draft, has_default: bool = False, short: bool = True) -> int:
+class _Short:
+    """Whether a message has at most five words, counted only if a rule asks (most messages never do)."""
+
+    def __init__(self, toks: list[Any]) -> None:
+        self.toks = toks
+
+    def __bool__(self) -> bool:
+        return sum(1 for t in self.toks if t.kind == WORD) <= 5
+
+
+def _open_strength(d: Draft, has_default: bool = False, short: Any = True) -> int:
     """0: not an order; 1: a bare header (side word + symbol, short message); 2: an order with prices or an
     explicit type.
 
