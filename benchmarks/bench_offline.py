@@ -10,13 +10,17 @@ Run: ``.venv/bin/python benchmarks/bench_offline.py [--enqueues N] [--actions N]
    action rows into an SQLite table in batches of the same size with the same pragmas.
 3. End-to-end library sync: ``SyncEngine`` draining a device outbox through ``LocalTransport`` (JSON wire format).
 
-The HTTP sync throughput (SQLite and PostgreSQL) is measured by ``--http`` once the service side exists.
+4. HTTP sync throughput (``--http``, on by default): the service (uvicorn on loopback, one worker) applying
+   pushed batches through ``POST /api/sync/push`` on SQLite and, when ``SIGNALOS_TEST_POSTGRES_URL`` (or
+   ``--postgres URL``) is set, PostgreSQL; baseline: plain inserts of the same action rows into the same database
+   through the same async driver, in batches of the same size, one transaction per batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -195,6 +199,147 @@ def bench_end_to_end(root: Path, n: int, batch: int) -> None:
     store.close()
 
 
+def _serve(url: str, root: Path) -> tuple[str, object]:
+    """Migrate ``url``, start the app on a free loopback port in a thread; returns its base URL and the server."""
+    import base64
+    import secrets
+    import socket
+    import threading
+
+    import uvicorn
+
+    from service.app import create_app
+    from service.db.migrate import upgrade
+    from service.settings import Settings
+
+    upgrade(url)
+    settings = Settings.from_env({
+        "SIGNALOS_DATABASE_URL": url, "SIGNALOS_JWT_SECRET": secrets.token_urlsafe(48),
+        "SIGNALOS_DATA_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "SIGNALOS_ARGON2_TIME_COST": "1", "SIGNALOS_ARGON2_MEMORY_KIB": "8", "SIGNALOS_ARGON2_PARALLELISM": "1",
+        "SIGNALOS_RATE_LIMIT_PER_MINUTE": "0", "SIGNALOS_LOG_LEVEL": "WARNING", "SIGNALOS_VAR_DIR": str(root / "var"),
+    })  # fmt: skip
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=sock.getsockname()[1],
+                                           log_config=None, access_log=False))  # fmt: skip
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", server
+
+
+async def _plain_inserts(url: str, rows: list[tuple[str, bytes]], batch: int) -> float:
+    from sqlalchemy import Column, LargeBinary, MetaData, String, Table
+
+    from service.db.engine import create_engine
+
+    table = Table(
+        "bench_plain_row", MetaData(), Column("id", String(36), primary_key=True), Column("body", LargeBinary)
+    )
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(table.create, checkfirst=True)
+        started = time.perf_counter()
+        for start in range(0, len(rows), batch):
+            async with engine.begin() as connection:
+                await connection.execute(table.insert(), [{"id": i, "body": b} for i, b in rows[start : start + batch]])
+        return time.perf_counter() - started
+    finally:
+        await engine.dispose()
+
+
+def bench_http(root: Path, n: int, batch: int, postgres: str | None) -> None:
+    """Actions applied per second through the HTTP service vs plain inserts, per database."""
+    import asyncio
+
+    import httpx
+
+    from service.sync.transport import HttpSyncTransport
+
+    print(f"\n## HTTP sync throughput ({n} actions, batches of {batch}, uvicorn on loopback)")
+    print(f"{'database':<12} {'push s':>8} {'actions/s':>10} {'plain s':>8} {'rows/s':>9} {'ratio':>7}")
+    targets = [("SQLite", f"sqlite+aiosqlite:///{root / 'service.db'}")]
+    if postgres:
+        targets.append(("PostgreSQL", _fresh_postgres(postgres)))
+    for label, url in targets:
+        base, server = _serve(url, root)
+        try:
+            with httpx.Client(base_url=base, timeout=120) as http:
+                email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+                password = "correct horse battery staple"  # noqa: S105 - a throwaway benchmark account
+                http.post("/api/auth/register", json={"email": email, "password": password}).raise_for_status()
+                token = http.post("/api/auth/login", json={"email": email, "password": password}).json()["access_token"]
+                transport = HttpSyncTransport(http, token)
+                t0 = datetime.now(UTC)
+                # acks and settings: the service's own work (the paper account is exercised by the tests)
+                actions = [a for a in _backlog(n * 3, "bench-http", t0) if a.kind in ("settings", "ack")][:n]
+                actions = [msgspec.structs.replace(a, seq=i + 1) for i, a in enumerate(actions)]
+                started = time.perf_counter()
+                applied = 0
+                for start in range(0, n, batch):
+                    request = PushRequest(device_id="bench-http", sent_at_device=t0,
+                                          actions=[PushedAction(action=a, age_ms=0) for a in actions[start : start + batch]])  # fmt: skip
+                    applied += sum(r.code == "applied" for r in transport.push(request).results)
+                pushed = time.perf_counter() - started
+                assert applied == n, f"{applied} of {n} applied"
+            rows = [(str(uuid.uuid4()), msgspec.json.encode(a)) for a in actions]
+            plain = asyncio.run(_plain_inserts(url, rows, batch))
+            print(
+                f"{label:<12} {pushed:>8.2f} {n / pushed:>10.0f} {plain:>8.2f} {n / plain:>9.0f} {pushed / plain:>6.1f}x"
+            )
+        finally:
+            server.should_exit = True  # type: ignore[attr-defined]
+            time.sleep(0.5)
+            if label == "PostgreSQL":
+                _drop_postgres(postgres or "", url)
+
+
+def _fresh_postgres(admin_url: str) -> str:
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from service.db.engine import create_engine
+
+    name = f"signalos_bench_{uuid.uuid4().hex[:10]}"
+
+    async def run() -> None:
+        engine = create_engine(admin_url)
+        try:
+            async with engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres(admin_url: str, url: str) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from service.db.engine import create_engine
+
+    async def run() -> None:
+        engine = create_engine(admin_url)
+        try:
+            async with engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 def main() -> None:
     """Parse arguments and run every benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -202,6 +347,9 @@ def main() -> None:
     parser.add_argument("--actions", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--dir", type=Path, default=None, help="where to put the SQLite files (default: a temp dir)")
+    parser.add_argument("--http-actions", type=int, default=5000, help="actions pushed over HTTP (0 skips it)")
+    parser.add_argument("--postgres", default=os.environ.get("SIGNALOS_TEST_POSTGRES_URL"),
+                        help="admin URL of a PostgreSQL server (a fresh database is created and dropped)")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
@@ -209,6 +357,8 @@ def main() -> None:
         bench_enqueue(root, args.enqueues)
         bench_apply(root, args.actions, args.batch)
         bench_end_to_end(root, min(args.actions, 2000), args.batch)
+        if args.http_actions:
+            bench_http(root, args.http_actions, args.batch, args.postgres)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ connection and transaction.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,13 +24,9 @@ from service.problems import ProblemError, register_problem
 from service.sync.models import (
     paper_account,
     paper_quote,
-    sync_ack,
-    sync_action_seen,
-    sync_cancelled_signal,
-    sync_client_action,
     sync_device,
-    sync_setting,
 )
+from service.sync.store import BatchServerStore
 from signalos_core.offline import (
     ActionOutcome,
     ComplianceAdvisor,
@@ -41,12 +35,11 @@ from signalos_core.offline import (
     PullResponse,
     PushRequest,
     PushResponse,
-    SettingValue,
     SimpleLimits,
     SyncServer,
 )
 
-__all__ = ["SqlServerStore", "SyncService"]
+__all__ = ["SyncService"]
 
 register_problem(
     "device_not_yours",
@@ -63,106 +56,6 @@ register_problem(
 
 _outcome_decoder = msgspec.json.Decoder(ActionOutcome)
 _value_decoder = msgspec.json.Decoder(bool | int | str | None)
-
-
-class SqlServerStore:
-    """:class:`signalos_core.offline.ServerStore` on the service database (sync Session inside ``run_sync``)."""
-
-    def __init__(self, session: Session, user_id: uuid.UUID) -> None:
-        self._session = session
-        self._user = user_id
-
-    def _uid(self, user_id: str) -> uuid.UUID:
-        if user_id != str(self._user):  # the library passes the id it was given; one store serves one user
-            raise ValueError(f"store for {self._user} used for {user_id}")
-        return self._user
-
-    @contextlib.contextmanager
-    def atomic(self) -> Iterator[None]:
-        """The request transaction is the unit: the handler commits on success and rolls back on any error."""
-        yield
-
-    def outcome(self, user_id: str, action_id: uuid.UUID) -> tuple[ActionOutcome, str] | None:
-        """See the ServerStore protocol."""
-        row = self._session.execute(
-            select(sync_client_action.c.body, sync_client_action.c.digest, sync_client_action.c.server_seq).where(
-                sync_client_action.c.action_id == str(action_id), sync_client_action.c.user_id == self._uid(user_id)
-            )
-        ).first()
-        if row is None:
-            return None
-        return msgspec.structs.replace(_outcome_decoder.decode(row.body), server_seq=int(row.server_seq)), row.digest
-
-    def record(self, user_id: str, device_id: str, outcome: ActionOutcome, digest: str) -> ActionOutcome:
-        """See the ServerStore protocol (UNIQUE action_id: a second record fails the transaction)."""
-        body = msgspec.json.encode(msgspec.structs.replace(outcome, server_seq=None)).decode()
-        server_seq = self._session.execute(
-            insert(sync_client_action)
-            .values(action_id=str(outcome.action_id), user_id=self._uid(user_id), device_id=device_id, digest=digest,
-                    code=outcome.code, body=body, created_at=datetime.now(UTC))
-            .returning(sync_client_action.c.server_seq)
-        ).scalar_one()  # fmt: skip
-        return msgspec.structs.replace(outcome, server_seq=int(server_seq))
-
-    def outcomes_since(self, user_id: str, device_id: str, cursor: int, limit: int) -> list[ActionOutcome]:
-        """See the ServerStore protocol."""
-        rows = self._session.execute(
-            select(sync_client_action.c.body, sync_client_action.c.server_seq)
-            .where(sync_client_action.c.user_id == self._uid(user_id), sync_client_action.c.device_id == device_id,
-                   sync_client_action.c.server_seq > cursor)
-            .order_by(sync_client_action.c.server_seq)
-            .limit(limit)
-        ).all()  # fmt: skip
-        return [msgspec.structs.replace(_outcome_decoder.decode(r.body), server_seq=int(r.server_seq)) for r in rows]
-
-    def first_seen(self, user_id: str, action_id: uuid.UUID, now: datetime) -> datetime:
-        """See the ServerStore protocol."""
-        uid = self._uid(user_id)
-        seen = self._session.execute(
-            select(sync_action_seen.c.first_seen).where(
-                sync_action_seen.c.user_id == uid, sync_action_seen.c.action_id == str(action_id)
-            )
-        ).scalar_one_or_none()
-        if seen is not None:
-            return seen if seen.tzinfo else seen.replace(tzinfo=UTC)
-        self._session.execute(insert(sync_action_seen).values(user_id=uid, action_id=str(action_id), first_seen=now))
-        return now
-
-    def settings(self, user_id: str) -> dict[str, SettingValue]:
-        """See the ServerStore protocol."""
-        rows = self._session.execute(
-            select(sync_setting.c.field, sync_setting.c.value).where(sync_setting.c.user_id == self._uid(user_id))
-        ).all()
-        return {row.field: _value_decoder.decode(row.value) for row in rows}
-
-    def set_settings(self, user_id: str, changes: Mapping[str, SettingValue]) -> None:
-        """See the ServerStore protocol (last writer wins per field, in this transaction's order)."""
-        uid = self._uid(user_id)
-        for field, value in changes.items():
-            encoded = msgspec.json.encode(value).decode()
-            updated = self._session.execute(
-                update(sync_setting)
-                .where(sync_setting.c.user_id == uid, sync_setting.c.field == field)
-                .values(value=encoded)
-            ).rowcount  # type: ignore[attr-defined]
-            if not updated:
-                self._session.execute(insert(sync_setting).values(user_id=uid, field=field, value=encoded))
-
-    def cancelled_signals(self, user_id: str) -> frozenset[str]:
-        """See the ServerStore protocol."""
-        rows = self._session.execute(
-            select(sync_cancelled_signal.c.signal_id).where(sync_cancelled_signal.c.user_id == self._uid(user_id))
-        ).scalars()
-        return frozenset(rows)
-
-    def record_ack(self, user_id: str, subject: str) -> None:
-        """See the ServerStore protocol."""
-        uid = self._uid(user_id)
-        exists = self._session.execute(
-            select(sync_ack.c.subject).where(sync_ack.c.user_id == uid, sync_ack.c.subject == subject)
-        ).first()
-        if exists is None:
-            self._session.execute(insert(sync_ack).values(user_id=uid, subject=subject, acked_at=datetime.now(UTC)))
 
 
 def _prices(session: Session) -> dict[str, Decimal]:
@@ -228,10 +121,15 @@ class SyncService:
             # The first statement writes: it takes the user's lock before anything is read (no stale snapshot).
             broker = _lock_paper_account(session, user_id)
             self._claim_device(session, user_id, request.device_id)
-            server = SyncServer(SqlServerStore(session, user_id), broker, self._compliance)
-            response = server.push(str(user_id), request)
+            store = BatchServerStore(session, user_id, request)
+            response = SyncServer(store, broker, self._compliance).push(str(user_id), request)
+            seqs = store.flush()
             _save_paper_account(session, user_id, broker)
-            return response
+            results = [
+                msgspec.structs.replace(r, server_seq=seqs[r.action_id]) if r.action_id in seqs else r
+                for r in response.results
+            ]
+            return msgspec.structs.replace(response, results=results)
 
         try:
             return await self._session.run_sync(apply)
@@ -249,7 +147,7 @@ class SyncService:
             state = session.execute(select(paper_account.c.state).where(paper_account.c.user_id == user_id)).scalar()
             if state is not None:
                 broker.import_account(str(user_id), state)
-            return SyncServer(SqlServerStore(session, user_id), broker, self._compliance).pull(str(user_id), request)
+            return SyncServer(BatchServerStore(session, user_id), broker, self._compliance).pull(str(user_id), request)
 
         return await self._session.run_sync(read)
 
