@@ -6,15 +6,20 @@ The in-process clock loop is disabled here; tests drive the scheduler explicitly
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+from sqlalchemy import insert, update
 
-from tests.service.conftest import promote, register_and_login
+from service.accounts.models import Firm, User
+from service.db.engine import create_engine
+from tests.service.conftest import register_and_login
 
 ACME_YAML = """\
 id: acme-challenge
@@ -84,22 +89,43 @@ def version_of(text: str, version: str, **replace: str) -> str:
     return out
 
 
+async def _bootstrap(
+    db_url: str, firm_ids: list[str], users: list[dict[str, Any]], roles: list[tuple[str, str | None]]
+) -> None:
+    """Create the firms and promote the admins in one transaction (faster than the admin API per test)."""
+    engine = create_engine(db_url)
+    try:
+        async with engine.begin() as connection:
+            now = dt.datetime.now(dt.UTC)
+            for index, firm_id in enumerate(firm_ids):
+                await connection.execute(
+                    insert(Firm).values(
+                        id=uuid.UUID(firm_id), name=f"Firm {index} {firm_id[:8]}", require_2fa=False,
+                        created_at=now, updated_at=now,
+                    )
+                )  # fmt: skip
+            for user, (role, firm_id) in zip(users, roles, strict=True):
+                await connection.execute(
+                    update(User)
+                    .where(User.id == uuid.UUID(user["user_id"]))
+                    .values(role=role, firm_id=uuid.UUID(firm_id) if firm_id else None)
+                )
+    finally:
+        await engine.dispose()
+
+
 class World:
     """Users, a firm, another firm, and helpers to act as them."""
 
     def __init__(self, client: TestClient[Litestar], db_url: str) -> None:
         self.client = client
         self.db_url = db_url
-        admin = register_and_login(client)
-        promote(db_url, admin["user_id"], "platform_admin")
-        admin = self.relogin(admin)
-        self.platform = admin
-        self.firm_id = self._firm("Acme Funding")
-        self.other_firm_id = self._firm("Other Prop")
-        self.firm_admin = self._user(role="firm_admin", firm_id=self.firm_id)
-        self.other_admin = self._user(role="firm_admin", firm_id=self.other_firm_id)
-        self.trader = self._user()
-        self.other_trader = self._user()
+        users = [register_and_login(client) for _ in range(5)]
+        self.firm_id, self.other_firm_id = str(uuid.uuid4()), str(uuid.uuid4())
+        roles = [("platform_admin", None), ("firm_admin", self.firm_id), ("firm_admin", self.other_firm_id)]
+        asyncio.run(_bootstrap(db_url, [self.firm_id, self.other_firm_id], users[:3], roles))
+        self.platform, self.firm_admin, self.other_admin = (self.relogin(u) for u in users[:3])
+        self.trader, self.other_trader = users[3], users[4]
 
     def relogin(self, tokens: dict[str, Any]) -> dict[str, Any]:
         from tests.service.conftest import TEST_PASSWORD, bearer
@@ -109,19 +135,6 @@ class World:
         fresh: dict[str, Any] = {**tokens, **response.json()}
         fresh["headers"] = bearer(fresh)
         return fresh
-
-    def _firm(self, name: str) -> str:
-        response = self.client.post("/api/admin/firms", json={"name": name}, headers=self.platform["headers"])
-        assert response.status_code == 201, response.text
-        firm_id: str = response.json()["id"]
-        return firm_id
-
-    def _user(self, role: str = "trader", firm_id: str | None = None) -> dict[str, Any]:
-        tokens = register_and_login(self.client)
-        if role != "trader":
-            promote(self.db_url, tokens["user_id"], role, firm_id)
-            tokens = self.relogin(tokens)
-        return tokens
 
     def upload(self, yaml_text: str = ACME_YAML, who: dict[str, Any] | None = None, firm_id: str | None = None) -> Any:
         return self.client.post(
