@@ -105,10 +105,17 @@ class LoopbackServers:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
         return future.result(timeout=10)
 
-    def bridge(self, mode: str = "good", *, account_type: str = "demo", tls: bool = False) -> int:
-        """Start a bridge: ``good`` (real handshake), ``stall`` (accepts, never answers), ``wrong_protocol``."""
+    def bridge(self, mode: str = "good", *, account_type: str = "demo", tls: bool = False, reply: bytes = b"") -> int:
+        """Start a bridge: ``good`` (real handshake), ``stall`` (accepts, never answers), ``wrong_protocol``,
+        or ``reply`` (reads the hello, sends ``reply`` verbatim, hangs up)."""
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if mode == "reply":
+                await reader.readline()
+                writer.write(reply)
+                await writer.drain()
+                writer.close()
+                return
             if mode == "stall":
                 self._stalled.append(writer)  # keep it open and silent until the fixture ends
                 return
@@ -174,6 +181,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            return
+        if path.startswith("/failing/"):
+            self._json(503, {"error": "maintenance"})
             return
         if path.startswith("/broker/accounts/"):
             if self.headers.get("Authorization") != f"Bearer {API_KEY}":
