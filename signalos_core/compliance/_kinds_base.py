@@ -246,9 +246,10 @@ class Ctx:
     def day_base(self) -> tuple[Decimal | None, Decimal | None]:
         """(balance, equity) at the current day boundary.
 
-        Uses the state's snapshot when it belongs to the current day; otherwise reconstructs the boundary
-        balance as the balance minus P/L closed since the boundary (``closed_trades`` must cover the day). The
-        boundary equity is known only if no position was open across the boundary.
+        Uses the state's snapshot when it belongs to the current day; else the recorded end-of-day balance of
+        the previous trading day; else reconstructs the boundary balance as the balance minus P/L closed since
+        the boundary (``closed_trades`` must then cover the day). The boundary equity is known only from the
+        snapshot, or when no position was open across the boundary.
         """
         if self._base is not _UNSET:
             cached: tuple[Decimal | None, Decimal | None] = self._base
@@ -260,10 +261,12 @@ class Ctx:
         if snap is not None and snap.at >= start_utc:
             result = (snap.balance, snap.equity)
         else:
-            bal = self.state.balance
-            for trade in self.state.closed_trades:
-                if trade.closed_at > start_utc:
-                    bal -= trade.net_pnl
+            bal = self._previous_eod(start)
+            if bal is None:
+                bal = self.state.balance
+                for trade in self.state.closed_trades:
+                    if trade.closed_at > start_utc:
+                        bal -= trade.net_pnl
             carried = any(p.opened_at is None or p.opened_at < start_utc for p in self.state.positions) or any(
                 t.closed_at > start_utc and (t.opened_at is None or t.opened_at < start_utc)
                 for t in self.state.closed_trades
@@ -271,6 +274,16 @@ class Ctx:
             result = (bal, None if carried else bal)
         self._base = result
         return result
+
+    def _previous_eod(self, start: dt.datetime) -> Decimal | None:
+        """The recorded end-of-day balance of the day that ended at ``start`` (it is the boundary balance)."""
+        if not self.state.eod_balances:
+            return None
+        previous = self.clock.trading_day(start - dt.timedelta(microseconds=1))
+        for eod in self.state.eod_balances:
+            if eod.day == previous:
+                return eod.balance
+        return None
 
     def realized_today(self) -> Decimal:
         """Net P/L of trades closed since the current day boundary."""

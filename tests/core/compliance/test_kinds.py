@@ -322,3 +322,15 @@ def test_objectives(engine_for: Build) -> None:
     statuses = {s.rule_id: s.status for s in engine.objectives(
         state(balance=D(105000), positions=open_pos, daily_pnl=[DailyPnl(day=dt.date(2026, 5, 1), pnl=D(5000))]), T0)}
     assert statuses == {"t.pt": "not_met", "t.days": "not_met", "t.best": "not_met"}
+
+
+def test_day_base_from_previous_eod_balance(engine_for: Build) -> None:
+    rules = ("  - id: t.scale\n    kind: scaling_plan\n    outcome: deny\n    breach_when: gt\n"
+             "    params: {tiers: [{max: 2}, {above: 1500, max: 3}, {above: 2000, max: 5}]}\n")
+    engine = engine_for(rules, tz="America/Chicago", at="17:00")
+    at = dt.datetime(2026, 5, 13, 15, 0, tzinfo=UTC)  # 10:00 CDT, session of 2026-05-13
+    st = state(balance=D(52200), eod_balances=[EodBalance(day=dt.date(2026, 5, 12), balance=D(51600))],
+               initial_balance=D(50000))
+    allowed = engine.check(st, order(symbol="ESM6", size=D(3), at=at))
+    assert allowed.allowed and allowed.evaluated[0].threshold == D(3)  # EOD profit 1,600, not intraday 2,200
+    assert [f.rule_id for f in engine.check(st, order(symbol="ESM6", size=D(4), at=at)).fired] == ["t.scale"]
