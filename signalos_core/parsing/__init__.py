@@ -26,6 +26,7 @@ from signalos_core.parsing._evaluate import (
     evaluate,
     load_corpus,
 )
+from signalos_core.parsing._extensions import CallableExtension, result_from_plugin
 from signalos_core.parsing._lexicon import LANGUAGES
 from signalos_core.parsing._model import Action, Kind, OrderType, ParseContext, ParseResult, ReplyTo, Side, Span
 from signalos_core.parsing._parser import (
@@ -43,6 +44,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "SCORED_FIELDS",
     "Action",
+    "CallableExtension",
     "ChannelTemplate",
     "ChannelTemplateError",
     "EvalReport",
@@ -66,4 +68,5 @@ __all__ = [
     "load_corpus",
     "load_template",
     "parse",
+    "result_from_plugin",
 ]

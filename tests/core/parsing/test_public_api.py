@@ -12,6 +12,7 @@ def test_all_is_pinned() -> None:
         "MAX_TEXT_CHARS",
         "SCORED_FIELDS",
         "Action",
+        "CallableExtension",
         "ChannelTemplate",
         "ChannelTemplateError",
         "EvalReport",
@@ -35,6 +36,7 @@ def test_all_is_pinned() -> None:
         "load_corpus",
         "load_template",
         "parse",
+        "result_from_plugin",
     ]
     for name in parsing.__all__:
         assert hasattr(parsing, name), name
