@@ -96,13 +96,13 @@ class SignalParser:
         for ext in self.before:
             found = ext.parse(text, context)
             if found is not None:
-                return found
+                return self._finish(found)  # the channel's threshold applies to plugin answers too
         result = self._core(text, context)
         if self.after and (result.kind == "noise" or result.needs_confirmation):
             for ext in self.after:
                 found = ext.parse(text, context)
                 if found is not None and found.confidence > result.confidence:
-                    return found
+                    return self._finish(found)
         return result
 
     # ------------------------------------------------------------------ core grammar
