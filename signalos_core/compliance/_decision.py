@@ -118,6 +118,7 @@ class Enforcement(_Out, frozen=True, kw_only=True):
     objectives: list[ObjectiveStatus]
     next_state: AccountState
     evaluated: list[FiredRule] = msgspec.field(default_factory=list)
+    notes: list[str] = msgspec.field(default_factory=list)
 
     @property
     def rule_ids(self) -> list[str]:

@@ -9,6 +9,7 @@ get the same numbers, so their decisions are identical (a hypothesis test checks
 
 from __future__ import annotations
 
+import datetime as dt
 import operator
 import re
 from collections.abc import Callable
@@ -115,6 +116,8 @@ class Engine:
             raise EngineError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}", backend=backend)
         self.profile = profile
         self.explain_passed = explain_passed
+        self._effective_from = profile.effective_from
+        self._effective_until = profile.effective_until
         self.hash = profile_hash(profile)
         self.clock = DayClock(profile.day_boundary.timezone, profile.day_boundary.at)
         self.catalog = instruments or default_catalog()
@@ -276,9 +279,20 @@ class Engine:
                                                notes=notes)
         if state.locks and not reducing:
             fired = self._lock_firings(state, order.at) + fired
+        if not self._in_force(order.at):
+            notes.append(self._not_in_force(order.at))
         allowed = not any(f.outcome in _BLOCKING for f in fired)
         return Decision(allowed=allowed, at=order.at, profile=self.ref, fired=fired, warnings=warnings,
                         evaluated=evaluated, notes=notes)
+
+    def _in_force(self, at: dt.datetime) -> bool:
+        day = at.date()
+        return self._effective_from <= day and (self._effective_until is None or day <= self._effective_until)
+
+    def _not_in_force(self, at: dt.datetime) -> str:
+        until = f" until {self._effective_until}" if self._effective_until else ""
+        return (f"profile {self.profile.id} {self.profile.version} is in force from {self._effective_from}{until}; "
+                f"{at.date()} is outside that window")
 
     def _lock_firings(self, state: AccountState, at: Any) -> list[FiredRule]:
         out = []
@@ -336,8 +350,10 @@ class Engine:
             "breach" if kinds & {"breach", "violation"} else "lock" if "lock" in kinds else
             "warn" if "warn" in kinds else "allow"
         )
+        notes = [] if self._in_force(at) else [self._not_in_force(at)]
         return Enforcement(outcome=outcome, at=at, profile=self.ref, actions=actions, fired=fired,
-                           warnings=warnings, objectives=objectives, next_state=next_state, evaluated=evaluated)
+                           warnings=warnings, objectives=objectives, next_state=next_state, evaluated=evaluated,
+                           notes=notes)
 
     def objectives(self, state: AccountState, at: Any) -> list[ObjectiveStatus]:
         """Objective progress for ``state`` at ``at`` without applying any event."""
