@@ -324,6 +324,7 @@ def test_profile_outside_its_effective_window_is_noted() -> None:
     legacy = Engine(load_builtin_profile("finra-pdt-legacy"))
     late = dt.datetime(2027, 11, 1, 15, 0, tzinfo=UTC)
     decision = legacy.check(state(), order(symbol="AAPL", at=late))
-    assert decision.allowed and "outside that window" in decision.notes[0]
+    assert decision.allowed
+    assert "outside that window" in decision.notes[0]
     assert "outside that window" in legacy.observe(state(), EquityUpdate(at=late, equity=D(1))).notes[0]
     assert Engine(FTMO).check(state(), order()).notes == []

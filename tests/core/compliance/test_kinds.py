@@ -332,5 +332,6 @@ def test_day_base_from_previous_eod_balance(engine_for: Build) -> None:
     st = state(balance=D(52200), eod_balances=[EodBalance(day=dt.date(2026, 5, 12), balance=D(51600))],
                initial_balance=D(50000))
     allowed = engine.check(st, order(symbol="ESM6", size=D(3), at=at))
-    assert allowed.allowed and allowed.evaluated[0].threshold == D(3)  # EOD profit 1,600, not intraday 2,200
+    assert allowed.allowed
+    assert allowed.evaluated[0].threshold == D(3)
     assert [f.rule_id for f in engine.check(st, order(symbol="ESM6", size=D(4), at=at)).fired] == ["t.scale"]
