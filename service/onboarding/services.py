@@ -36,6 +36,7 @@ from service.onboarding.models import (
     OnboardingStepState,
     OnboardingSubmission,
 )
+from service.onboarding.providers import marketplace_providers
 from service.onboarding.schemas import DiagnosisOut, OnboardingStateOut, StepStateOut, SubmitOut
 from service.problems import ProblemError, register_problem
 from service.security.tokens import CurrentUser
@@ -120,7 +121,8 @@ class OnboardingRuntime:
     """App-wide onboarding services: the connection testers and the provider-plugin lookup."""
 
     testers: ConnectionTesters
-    providers: Callable[[CurrentUser], ProviderLookup | None] | None = None
+    # Per request: finds the caller's provider plugins (the marketplace's active installs), or None.
+    providers: Callable[[CurrentUser, AsyncSession], ProviderLookup | None] | None = None
 
 
 def configure_onboarding(app: Litestar, runtime: OnboardingRuntime) -> None:
@@ -133,7 +135,10 @@ def onboarding_runtime(app: Litestar) -> OnboardingRuntime:
     runtime = getattr(app.state, "onboarding", None)
     if not isinstance(runtime, OnboardingRuntime):
         allow = os.environ.get(ALLOW_PRIVATE_ENV, "0") == "1"
-        runtime = OnboardingRuntime(testers=ConnectionTesters(policy=TargetPolicy(allow_private=allow)))
+        runtime = OnboardingRuntime(
+            testers=ConnectionTesters(policy=TargetPolicy(allow_private=allow)),
+            providers=marketplace_providers(app.state),
+        )
         app.state.onboarding = runtime
     return runtime
 
@@ -342,7 +347,7 @@ class OnboardingService:
         now = datetime.now(UTC)
         engine, facts, progress, rows, _ = await self._view(user, now, touch=False)
         records = {k: record_from_row(row) for k, row in rows.items()}
-        providers = self.runtime.providers(user) if self.runtime.providers else None
+        providers = self.runtime.providers(user, self.db) if self.runtime.providers else None
         diagnosis: ConnectionDiagnosis | None = None
         invalidated: tuple[str, ...] = ()
         try:
@@ -386,7 +391,7 @@ class OnboardingService:
     async def test_connection(self, user: CurrentUser, step_id: str, answers: dict[str, Any]) -> DiagnosisOut:
         """Test a connection on demand (nothing is stored)."""
         engine = await self.engine_for(user.firm_id)
-        providers = self.runtime.providers(user) if self.runtime.providers else None
+        providers = self.runtime.providers(user, self.db) if self.runtime.providers else None
         try:
             found = await engine.test_connection(step_id, answers, providers=providers)
         except (StepStateError, StepValidationError) as exc:

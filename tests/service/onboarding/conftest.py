@@ -9,6 +9,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from service.onboarding.providers import marketplace_providers
 from service.onboarding.services import OnboardingRuntime, configure_onboarding
 from signalos_core.onboarding import ConnectionTesters, TargetPolicy
 from tests.core.onboarding.conftest import HttpApi, http_api, loopback  # noqa: F401 - shared fixtures
@@ -29,7 +30,8 @@ def runtime(http_api: HttpApi) -> OnboardingRuntime:  # noqa: F811 - the fixture
 
 @pytest.fixture
 def client(app: Litestar, runtime: OnboardingRuntime) -> Iterator[TestClient[Litestar]]:
-    """The app client with the onboarding runtime installed."""
+    """The app client with the onboarding runtime installed (provider plugins from the app's marketplace)."""
+    runtime.providers = marketplace_providers(app.state)
     configure_onboarding(app, runtime)
     with TestClient(app=app) as test_client:
         yield test_client
