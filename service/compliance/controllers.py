@@ -174,7 +174,11 @@ class TradingAccountController(Controller):
     guards = TRADING_GUARDS
     dependencies = {"svc": Provide(provide_queries)}
 
-    @post("/", summary="Register a trading account")
+    @post(
+        "/",
+        summary="Register a trading account",
+        description="Traders register their own accounts; a firm's admin registers funded accounts for the firm.",
+    )
     async def create(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any],
         data: Annotated[TradingAccountIn, _body("A trader's own account", {"name": "Main", "broker": "IC Markets", "platform": "MT5", "account_size": "100000", "currency": "USD"})],
@@ -182,7 +186,11 @@ class TradingAccountController(Controller):
         """Traders register their own accounts; a firm's admin registers funded accounts for the firm."""
         return account_out(await svc.accounts.create_account(current_user(request), data))
 
-    @get("/", summary="List trading accounts")
+    @get(
+        "/",
+        summary="List trading accounts",
+        description="The caller's own accounts, or with `firm_id` the firm's accounts (firm and platform admins).",
+    )
     async def list_accounts(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any],
         firm_id: Annotated[UUID | None, QueryParameter(description="A firm's accounts (its admins only)")] = None,
@@ -190,14 +198,22 @@ class TradingAccountController(Controller):
         """The caller's own accounts, or with ``firm_id`` the firm's accounts (firm and platform admins)."""
         return [account_out(a) for a in await svc.accounts.list_accounts(current_user(request), firm_id)]
 
-    @get("/{account_id:uuid}", summary="Get a trading account")
+    @get(
+        "/{account_id:uuid}",
+        summary="Get a trading account",
+        description="The account with its current mode and status (404 unless owner, its firm's admin or platform admin).",
+    )
     async def get_account(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID]
     ) -> TradingAccountOut:
         """The account with its current mode and status (404 unless owner, its firm's admin or platform admin)."""
         return account_out(await svc.accounts.get_account(current_user(request), account_id))
 
-    @put("/{account_id:uuid}/mode", summary="Switch the compliance mode")
+    @put(
+        "/{account_id:uuid}/mode",
+        summary="Switch the compliance mode",
+        description="Audited switch (who, when, why). Firm accounts: the firm's admins only; own accounts: the owner.",
+    )
     async def set_mode(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
         data: Annotated[ModeIn, _body("Assign a firm profile", {"source": "firm", "profile_id": "acme-challenge", "version": "1", "params": {}, "reason": "Challenge purchased"})],
@@ -205,14 +221,23 @@ class TradingAccountController(Controller):
         """Audited switch (who, when, why). Firm accounts: the firm's admins only; own accounts: the owner."""
         return account_out(await svc.set_mode(current_user(request), account_id, data))
 
-    @get("/{account_id:uuid}/mode/history", summary="Mode history")
+    @get(
+        "/{account_id:uuid}/mode/history",
+        summary="Mode history",
+        description="Every mode switch, oldest first.",
+    )
     async def mode_history(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID]
     ) -> list[ModeChangeOut]:
         """Every mode switch, oldest first."""
         return [_change_out(c) for c in await svc.history(current_user(request), account_id)]
 
-    @post("/{account_id:uuid}/orders/check", status_code=HTTP_200_OK, summary="Pre-trade check")
+    @post(
+        "/{account_id:uuid}/orders/check",
+        status_code=HTTP_200_OK,
+        summary="Pre-trade check",
+        description="The decision with every rule that fired (values, thresholds, bases, messages). An allowed opening order is reserved against exposure limits until its fill arrives (or 120 s pass).",
+    )
     async def check(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
         data: Annotated[Order, _body("Open 1.5 lots EURUSD", _ORDER_EXAMPLE)],
@@ -226,7 +251,12 @@ class TradingAccountController(Controller):
             audit_sequence=sequence,
         )  # fmt: skip
 
-    @post("/{account_id:uuid}/feed", status_code=HTTP_200_OK, summary="Account-state feed")
+    @post(
+        "/{account_id:uuid}/feed",
+        status_code=HTTP_200_OK,
+        summary="Account-state feed",
+        description="Apply equity updates and fills in order; returns warn/lock/flatten/breach actions. State persists.",
+    )
     async def feed(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
         data: Annotated[FeedIn, _body("Equity update, open and close", _FEED_EXAMPLE)],
@@ -240,7 +270,12 @@ class TradingAccountController(Controller):
             rules=[rule_out_dict(r) for r in result.rules],
         )  # fmt: skip
 
-    @post("/{account_id:uuid}/reset", status_code=HTTP_200_OK, summary="Lift a lock early")
+    @post(
+        "/{account_id:uuid}/reset",
+        status_code=HTTP_200_OK,
+        summary="Lift a lock early",
+        description="Firm admins (funded accounts) or the owner (own accounts) lift day locks; breaches stay. Audited.",
+    )
     async def reset(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
         data: Annotated[ResetIn, _body("Lift the daily lock", {"reason": "Broker price spike, confirmed by support", "rule_id": "acme.max_daily_loss"})],
@@ -250,14 +285,23 @@ class TradingAccountController(Controller):
         await svc.reset(user, account_id, data.reason, data.rule_id)
         return await svc.status(user, account_id)
 
-    @get("/{account_id:uuid}/status", summary="Limits, headroom, objectives, locks")
+    @get(
+        "/{account_id:uuid}/status",
+        summary="Limits, headroom, objectives, locks",
+        description="Each limit with current value, threshold and headroom; objectives progress; locks; warnings.",
+    )
     async def status(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID]
     ) -> AccountStatusOut:
         """Each limit with current value, threshold and headroom; objectives progress; locks; warnings."""
         return await svc.status(current_user(request), account_id)
 
-    @post("/{account_id:uuid}/dry-run", status_code=HTTP_200_OK, summary="Dry-run a candidate profile version")
+    @post(
+        "/{account_id:uuid}/dry-run",
+        status_code=HTTP_200_OK,
+        summary="Dry-run a candidate profile version",
+        description="Replay the account's logged inputs of the last N days; returns the decisions that would change.",
+    )
     async def dry_run(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
         data: Annotated[DryRunIn, _body("Replay 30 days against version 2", {"source": "firm", "profile_id": "acme-challenge", "version": "2", "days": 30})],
@@ -265,7 +309,11 @@ class TradingAccountController(Controller):
         """Replay the account's logged inputs of the last N days; returns the decisions that would change."""
         return await svc.dry_run(current_user(request), account_id, data)
 
-    @get("/{account_id:uuid}/audit", summary="Query the audit log")
+    @get(
+        "/{account_id:uuid}/audit",
+        summary="Query the audit log",
+        description="Records of the account's hash chain by kind, rule, outcome and time range, keyset-paginated.",
+    )
     async def audit(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
         kind: KindFilter = None, rule_id: RuleFilter = None, outcome: OutcomeFilter = None, since: Since = None,
@@ -276,7 +324,12 @@ class TradingAccountController(Controller):
         query = _audit_query(kind, rule_id, outcome, since, until, cursor, limit, newest_first)
         return await svc.audit_page(current_user(request), account_id, query)
 
-    @get("/{account_id:uuid}/audit/export", summary="Export the audit log", media_type="text/plain")
+    @get(
+        "/{account_id:uuid}/audit/export",
+        summary="Export the audit log",
+        media_type="text/plain",
+        description="Every matching record as JSON lines (full records, verifiable offline) or CSV.",
+    )
     async def export(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
         format: Annotated[str, QueryParameter(pattern="^(jsonl|csv)$", examples=[Example(value="csv")])] = "jsonl",
@@ -290,14 +343,22 @@ class TradingAccountController(Controller):
         name = f"audit-{account_id}.{format}"
         return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    @get("/{account_id:uuid}/audit/verify", summary="Verify the audit chain")
+    @get(
+        "/{account_id:uuid}/audit/verify",
+        summary="Verify the audit chain",
+        description="Recompute the chain; any edited, deleted, inserted or reordered record is named with its position.",
+    )
     async def verify(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID]
     ) -> VerifyOut:
         """Recompute the chain; any edited, deleted, inserted or reordered record is named with its position."""
         return await svc.verify_account(current_user(request), account_id)
 
-    @get("/{account_id:uuid}/reports/daily", summary="Daily compliance report (JSON)")
+    @get(
+        "/{account_id:uuid}/reports/daily",
+        summary="Daily compliance report (JSON)",
+        description="Equity with the loss floors over the trading day, violations, warnings, objectives.",
+    )
     async def daily(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
         day: Annotated[dt.date | None, QueryParameter(description="Trading day (default today)", examples=[Example(value="2026-05-12")])] = None,
@@ -305,7 +366,12 @@ class TradingAccountController(Controller):
         """Equity with the loss floors over the trading day, violations, warnings, objectives."""
         return await svc.daily_report(current_user(request), account_id, day)
 
-    @get("/{account_id:uuid}/reports/daily.html", summary="Daily compliance report (HTML)", media_type="text/html")
+    @get(
+        "/{account_id:uuid}/reports/daily.html",
+        summary="Daily compliance report (HTML)",
+        media_type="text/html",
+        description="The same report as a page with an inline SVG chart of equity against the floors.",
+    )
     async def daily_html(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
         day: Annotated[dt.date | None, QueryParameter(description="Trading day (default today)", examples=[Example(value="2026-05-12")])] = None,
@@ -343,7 +409,11 @@ class FirmComplianceController(Controller):
     guards = TRADING_GUARDS
     dependencies = {"svc": Provide(provide_queries)}
 
-    @post("/profiles", summary="Upload a firm profile version")
+    @post(
+        "/profiles",
+        summary="Upload a firm profile version",
+        description="Validate and store; invalid YAML is 422 `profile_invalid` listing every error with line/column.",
+    )
     async def upload(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID],
         data: Annotated[ProfileIn, _body("A minimal profile", {"yaml": "id: acme-challenge\nversion: '1'\neffective_from: 2026-01-01\nday_boundary: {timezone: Europe/Prague, at: '00:00'}\nrules: []\n"})],
@@ -352,14 +422,22 @@ class FirmComplianceController(Controller):
         key = _firm_key(request, firm_id)
         return _profile_out(await svc.accounts.upload_profile(current_user(request), key, "firm", data.yaml))
 
-    @get("/profiles", summary="List firm profile versions")
+    @get(
+        "/profiles",
+        summary="List firm profile versions",
+        description="Every version the firm uploaded, with whether it is in use (then immutable).",
+    )
     async def list_versions(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID]
     ) -> list[ProfileVersionOut]:
         """Every version the firm uploaded, with whether it is in use (then immutable)."""
         return [_profile_out(r) for r in await svc.accounts.list_profiles(_firm_key(request, firm_id))]
 
-    @get("/profiles/{profile_id:str}/versions/{version:str}", summary="Get a firm profile version")
+    @get(
+        "/profiles/{profile_id:str}/versions/{version:str}",
+        summary="Get a firm profile version",
+        description="One version including its YAML text.",
+    )
     async def get_version(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID],
         profile_id: FromPath[str], version: FromPath[str],
@@ -372,6 +450,7 @@ class FirmComplianceController(Controller):
         "/profiles/{profile_id:str}/versions/{version:str}",
         status_code=HTTP_204_NO_CONTENT,
         summary="Delete an unused version",
+        description="Only versions no account has used (409 `profile_version_immutable` otherwise).",
     )
     async def delete_version(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID],
@@ -380,7 +459,11 @@ class FirmComplianceController(Controller):
         """Only versions no account has used (409 ``profile_version_immutable`` otherwise)."""
         await svc.accounts.delete_profile(_firm_key(request, firm_id), profile_id, version)
 
-    @get("/compliance/report", summary="Firm compliance report")
+    @get(
+        "/compliance/report",
+        summary="Firm compliance report",
+        description="Breached, locked and near-limit accounts of the firm.",
+    )
     async def report(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID],
         near: Annotated[Decimal, QueryParameter(description="Usage fraction counted as near the limit", examples=[Example(value="0.8")])] = Decimal("0.8"),
@@ -394,7 +477,11 @@ class FirmComplianceController(Controller):
             )
         return await svc.firm_report(current_user(request), firm_id, near)
 
-    @get("/compliance/audit/verify", summary="Verify every chain of the firm")
+    @get(
+        "/compliance/audit/verify",
+        summary="Verify every chain of the firm",
+        description="The chains of all the firm's accounts and of its profile publications.",
+    )
     async def verify(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID]
     ) -> VerifyOut:
@@ -410,7 +497,11 @@ class PersonalProfileController(Controller):
     guards = TRADING_GUARDS
     dependencies = {"svc": Provide(provide_queries)}
 
-    @post("/", summary="Upload a personal profile version")
+    @post(
+        "/",
+        summary="Upload a personal profile version",
+        description="Validate and store a personal profile (same format and errors as firm profiles).",
+    )
     async def upload(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any],
         data: Annotated[ProfileIn, _body("A personal risk profile", {"yaml": "id: my-rules\nversion: '1'\neffective_from: 2026-01-01\nday_boundary: {timezone: Europe/London, at: '00:00'}\nrules: []\n"})],
@@ -419,7 +510,11 @@ class PersonalProfileController(Controller):
         user = current_user(request)
         return _profile_out(await svc.accounts.upload_profile(user, f"user:{user.id}", "personal", data.yaml))
 
-    @get("/", summary="List my personal profiles")
+    @get(
+        "/",
+        summary="List my personal profiles",
+        description="Every personal profile version of the caller.",
+    )
     async def list_versions(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any]
     ) -> list[ProfileVersionOut]:
@@ -434,7 +529,11 @@ class BuiltinProfileController(Controller):
     tags = ["compliance"]
     guards = TRADING_GUARDS
 
-    @get("/", summary="List shipped profiles")
+    @get(
+        "/",
+        summary="List shipped profiles",
+        description="Every shipped firm and regulatory profile with its version and effective date.",
+    )
     async def list_builtin(self) -> list[BuiltinProfileOut]:
         """Every shipped firm and regulatory profile with its version and effective date."""
         return [
