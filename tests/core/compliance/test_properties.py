@@ -4,6 +4,7 @@ order size and leverage; independence from position order; the day reset is idem
 from __future__ import annotations
 
 import datetime as dt
+import os
 from decimal import Decimal
 from typing import Any
 
@@ -15,10 +16,12 @@ from hypothesis import strategies as st
 from signalos_core.compliance import (
     AccountState,
     ClockEvent,
+    DailyPnl,
     DaySnapshot,
     Engine,
     EodBalance,
     EquityUpdate,
+    NewsEvent,
     Order,
     Position,
     available_backends,
@@ -43,12 +46,18 @@ RULES = {
     "sl": lambda c, n: "  - {id: g.sl, kind: stop_loss_required, outcome: deny}\n",
     "hedge": lambda c, n: "  - {id: g.hedge, kind: no_hedging, outcome: deny}\n",
     "target": lambda c, n: f"  - {{id: g.target, kind: profit_target, outcome: objective, params: {{pct: {n}}}}}\n",
+    "best": lambda c, n: f"  - {{id: g.best, kind: best_day_ratio, outcome: objective, breach_when: {c}, params: {{max_share_pct: {n * 10}}}}}\n",
+    "news": lambda c, n: f"  - {{id: g.news, kind: news_blackout, outcome: breach, terminal: false, breach_when: {c}, params: {{minutes_before: {n}, minutes_after: {n}}}}}\n",
+    "flat": lambda c, n: "  - {id: g.flat, kind: close_by_time, outcome: lock, params: {timezone: America/Chicago, flat_by: \"05:30\", reopen_at: \"07:00\"}}\n",
+    "fifo": lambda c, n: "  - {id: g.fifo, kind: fifo_close, outcome: deny}\n",
+    "mco": lambda c, n: f"  - {{id: g.mco, kind: margin_close_out, outcome: breach, terminal: false, breach_when: {c}, params: {{pct: {n * 10}}}}}\n",
+    "wk": lambda c, n: "  - {id: g.wk, kind: weekend_close, outcome: breach}\n",
 }
 
 
 @st.composite
 def profiles(draw: st.DrawFn) -> str:
-    chosen = draw(st.lists(st.sampled_from(sorted(RULES)), min_size=1, max_size=6, unique=True))
+    chosen = draw(st.lists(st.sampled_from(sorted(RULES)), min_size=1, max_size=8, unique=True))
     return "".join(RULES[name](draw(CMP), draw(st.integers(1, 6))) for name in sorted(chosen))
 
 
@@ -65,7 +74,7 @@ def positions(draw: st.DrawFn) -> list[Position]:
     return [
         Position(id=f"p{i}", symbol=draw(SYMBOLS), side=draw(SIDES), size=D(draw(st.integers(1, 4))),
                  entry=D("1.1"), stop_loss=draw(st.sampled_from([None, D("1.09"), D("1.05")])),
-                 opened_at=AT - dt.timedelta(hours=i + 1))
+                 opened_at=AT - dt.timedelta(hours=i + 1), margin=draw(st.sampled_from([D(1000), D(50000)])))
         for i in range(count)
     ]
 
@@ -77,6 +86,9 @@ def states(draw: st.DrawFn) -> AccountState:
         day_start=DaySnapshot(at=dt.datetime(2026, 5, 11, 22, tzinfo=UTC), balance=draw(MONEY)),
         eod_balances=[EodBalance(day=dt.date(2026, 5, 8), balance=draw(MONEY))],
         positions=draw(positions()),
+        news_calendar=[NewsEvent(event="NFP", release_at=AT + dt.timedelta(minutes=draw(st.integers(-4, 4))),
+                                 targeted_instruments=["EURUSD", "XAUUSD"])],
+        daily_pnl=[DailyPnl(day=dt.date(2026, 5, d), pnl=D(draw(st.integers(-500, 3000)))) for d in (4, 5, 6)],
     )
 
 
@@ -85,7 +97,8 @@ def orders(draw: st.DrawFn) -> Order:
     return Order(symbol=draw(SYMBOLS), side=draw(SIDES), size=D(draw(st.integers(1, 5))), at=AT,
                  price=D("1.1"), stop_loss=draw(st.sampled_from([None, D("1.09"), D("1.0")])),
                  requested_leverage=D(draw(st.sampled_from([5, 10, 20, 30]))),
-                 intent=draw(st.sampled_from(["open", "open", "close"])), quote_to_account=D(1))
+                 intent=draw(st.sampled_from(["open", "open", "close"])), quote_to_account=D(1),
+                 position_id=draw(st.sampled_from([None, "p0", "p1", "p2"])))
 
 
 def comparable(result: Any) -> dict[str, Any]:
@@ -95,14 +108,15 @@ def comparable(result: Any) -> dict[str, Any]:
 
 
 @needs_durable
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=int(os.environ.get("SIGNALOS_DIFFERENTIAL_EXAMPLES", "40")), deadline=None)
 @given(rules=profiles(), state=states(), order=orders(), equity=MONEY)
 def test_backends_decide_identically(rules: str, state: AccountState, order: Order, equity: D) -> None:
     profile = make_profile(rules)
     python, durable = Engine(profile, backend="python"), Engine(profile, backend="durable")
     assert comparable(python.check(state, order)) == comparable(durable.check(state, order))
-    event = EquityUpdate(at=AT, equity=equity)
-    assert comparable(python.observe(state, event)) == comparable(durable.observe(state, event))
+    for event in (EquityUpdate(at=AT, equity=equity), ClockEvent(at=AT, event="weekend_market_close"),
+                  ClockEvent(at=AT + dt.timedelta(hours=12), event="day_boundary")):
+        assert comparable(python.observe(state, event)) == comparable(durable.observe(state, event))
 
 
 SIZE_RULES = ("  - {id: g.size, kind: max_position_size, outcome: deny, breach_when: gt, params: {max: 6}}\n"
