@@ -104,6 +104,17 @@ class _Extractor:
                 return j
         return None
 
+    def _hedged_line(self, i: int) -> bool:
+        line = self.line_of[i]
+        j = i
+        while j > 0 and self.line_of[j - 1] == line:
+            j -= 1
+        while j < len(self.toks) and self.line_of[j] == line:
+            if "hedge" in self.toks[j].concepts:
+                return True
+            j += 1
+        return False
+
     def _colon_next(self, i: int) -> bool:
         return i + 1 < len(self.toks) and self.toks[i + 1].kind == SEP and self.toks[i + 1].text == ":"
 
@@ -272,6 +283,8 @@ class _Extractor:
             return  # "don't buy gold now": not a side
         if future:
             d.flags.add("intention")  # "if gold breaks 2350 we will buy": a plan, not an order
+        if self._hedged_line(i):
+            d.flags.add("hedged")  # "gold may sell off to 2300": a forecast unless levels follow
         if d.side is not None and d.side_word:
             if d.has_levels() and (self._price_ahead_on_line(i) or side != d.side):
                 self._new_draft()

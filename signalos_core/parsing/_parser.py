@@ -123,8 +123,11 @@ class SignalParser:
         actions = [a for a in follow.actions if a[0].action not in _PASSIVE] or follow.actions
         if follow.defer and actions and all(not _has_value(a[0]) for a in actions):
             actions = []
-        if actions and all(a[0].action == "profit_report" for a in actions) and _any(toks, "summary"):
-            actions = []  # "results this week: +540 pips": a results summary is noise, not a trade status
+        if _any(toks, "summary") and all(a[0].action in ("profit_report", "close", "tp_hit") for a in actions) and not any(
+            d.has_levels() for d in drafts
+        ):
+            # "results this week: +540 pips", "yesterday's BUY GOLD 2330 -> closed +50": a summary, not a trade
+            return self._finish(ParseResult(kind="noise", confidence=0.8))
         hits = any(a[0].action in ("tp_hit", "sl_hit") for a in actions)
         exits = any(a[0].action in ("close", "close_all", "cancel") for a in actions) and not any(
             d.has_levels() for d in opened
@@ -271,8 +274,10 @@ def _open_strength(d: Draft, has_default: bool = False, short: Any = True) -> in
     A channel default symbol counts as a symbol (``BUY NOW`` in a gold-only channel is an order)."""
     symbol = d.symbol is not None or has_default
     if d.side_word:
-        if (d.sentiment_only or "intention" in d.flags) and not d.has_levels():
-            return 0  # "gold looks bullish, 2400 next", "we will buy if...": an opinion or a plan
+        if (d.sentiment_only or d.flags & {"intention", "hedged"} or not symbol) and not d.has_levels():
+            # "gold looks bullish, 2400 next", "we will buy if...", "gold may sell to 2300", "buy 1 month for $99":
+            # an opinion, a plan, a forecast or an ad; an order names its instrument or its levels
+            return 0
         if d.entry_vals or (d.sl and d.tp) or d.has_levels() or (symbol and d.otype_explicit):
             return 2
         return 1 if symbol and short else 0

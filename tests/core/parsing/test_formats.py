@@ -303,6 +303,11 @@ NOISE = [
     "Don't buy gold now, wait for 2300",
     "If gold breaks 2350 we will buy",
     "EURUSD analysis: resistance at 1.0900, support at 1.0800",
+    "Yesterday's signal: BUY GOLD 2330 → closed +50 pips",
+    "Price analysis: GOLD may sell off to 2300 if it breaks 2320",
+    "Short term outlook for EURUSD: bearish below 1.0850",
+    "New VIP member offer: buy 1 month get 1 free 🔥 $99",
+    "Top 5 pairs to buy this week: EURUSD, GBPUSD, USDJPY",
     "",
     "🚀🚀🚀",
 ]
