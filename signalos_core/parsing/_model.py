@@ -85,7 +85,7 @@ class ParseResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     Field names and values follow the labelling rules of the dev corpus (see docs/signal-parsing.md).
     ``spans`` says where each field came from; ``confidence`` is 0-1 and ``needs_confirmation`` is true when
     it is below the configured threshold. ``signals`` lists every order of a multi-order message (the top
-    level repeats the first).
+    level repeats the first); ``replied`` is the replied-to order, parsed, when a follow-up was given one.
     """
 
     kind: Kind
@@ -113,6 +113,7 @@ class ParseResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     actions: tuple[Action, ...] = ()
     context_symbol: str | None = None
     reply_to: ReplyTo | None = None
+    replied: ParseResult | None = None
     flags: tuple[str, ...] = ()
     confidence: float = 0.0
     needs_confirmation: bool = False
@@ -163,6 +164,7 @@ class ParseResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
             "context_symbol": self.context_symbol,
             "flags": list(self.flags) or None,
             "signals": [s.to_label() for s in self.signals] or None,
+            "replied": self.replied.to_label() if self.replied is not None else None,
         }
         out.update((k, v) for k, v in optional.items() if v is not None)
         out["confidence"] = self.confidence

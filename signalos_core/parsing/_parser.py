@@ -123,8 +123,10 @@ class SignalParser:
         actions = [a for a in follow.actions if a[0].action not in _PASSIVE] or follow.actions
         if follow.defer and actions and all(not _has_value(a[0]) for a in actions):
             actions = []
-        if _any(toks, "summary") and all(a[0].action in ("profit_report", "close", "tp_hit") for a in actions) and not any(
-            d.has_levels() for d in drafts
+        if (
+            _any(toks, "summary")
+            and all(a[0].action in ("profit_report", "close", "tp_hit") for a in actions)
+            and not any(d.has_levels() for d in drafts)
         ):
             # "results this week: +540 pips", "yesterday's BUY GOLD 2330 -> closed +50": a summary, not a trade
             return self._finish(ParseResult(kind="noise", confidence=0.8))
@@ -221,9 +223,10 @@ class SignalParser:
         base = 0.9
         reply = context.reply_to if context else None
         context_symbol = None
+        # the replied-to message, parsed, lets the caller resolve "breakeven"/"tp1"/"reply" to prices
+        replied = self._core(reply.text[:MAX_TEXT_CHARS], None) if reply is not None else None
         if symbol is None:
-            if reply is not None:
-                replied = self._core(reply.text, None)
+            if replied is not None:
                 context_symbol = replied.symbol or replied.context_symbol
             context_symbol = context_symbol or default_symbol
             if context_symbol is None:
@@ -244,6 +247,7 @@ class SignalParser:
                 actions=tuple(a for a, _, _ in found) if len(found) > 1 else (),
                 context_symbol=context_symbol,
                 reply_to=reply,
+                replied=replied if replied is not None and replied.kind == "open" else None,
                 flags=tuple(sorted(flags)),
                 spans=spans,
                 confidence=confidence(flags, base),

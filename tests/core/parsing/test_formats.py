@@ -355,7 +355,11 @@ def test_reply_resolves_symbol() -> None:
         ParseContext(reply_to=reply),
     )
     assert got["kind"] == "close"
-    assert parse("close", context=ParseContext(reply_to=reply)).reply_to == reply
+    result = parse("close", context=ParseContext(reply_to=reply))
+    assert result.reply_to == reply
+    assert result.replied is not None
+    assert (result.replied.entry, result.replied.sl) == (Decimal("1.0850"), Decimal("1.0820"))
+    assert parse("close", context=ParseContext(reply_to=ReplyTo(text="good morning"))).replied is None
 
 
 def test_default_symbol_makes_a_bare_order_and_fills_context_symbol() -> None:
