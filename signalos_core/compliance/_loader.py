@@ -254,12 +254,15 @@ def load_profile(
     params: Mapping[str, Any] | None = None,
     resolver: Resolver | None = None,
 ) -> Profile:
-    """Load and validate a profile from YAML text (``str``/``bytes``) or a file path (``os.PathLike``).
+    """Load and validate a profile from YAML text (``str``/``bytes``) or a file (``os.PathLike``, or a one-line
+    ``str`` ending in ``.yaml``/``.yml`` that names an existing file).
 
     ``params`` override parameter defaults (strings are converted to the parameter's type); ``resolver`` maps
     an ``extends`` id to YAML text (default: built-in profiles, then ``*.yaml`` files next to a path source).
     Raises ``ProfileSyntaxError`` for unparseable YAML and ``ProfileSchemaError`` listing every issue.
     """
+    if isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml")) and Path(source).is_file():
+        source = Path(source)  # a one-line string naming a YAML file is a path, not a one-line profile
     if isinstance(source, os.PathLike):
         path = Path(source)
         text: str | bytes = path.read_text("utf-8")

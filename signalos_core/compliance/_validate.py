@@ -9,6 +9,7 @@ check; the rarely filled blocks fall back to a generic walk over the Struct fiel
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from decimal import Decimal
 from typing import Any
 
@@ -111,8 +112,71 @@ def _position(pos: Position, i: int) -> None:
         raise _negative(f"state.positions[{i}].margin", pos.margin)
 
 
+def _type_error(obj: msgspec.Struct, prefix: str) -> EvaluationError:
+    """Find the field whose Python value does not have its declared type (a Struct built by hand in Python
+    skips msgspec's type checks): used only after the fast path tripped over such a value."""
+    hints = _hints(type(obj))
+    for name in obj.__struct_fields__:
+        value = getattr(obj, name)
+        path = f"{prefix}.{name}"
+        items = value if isinstance(value, list) else [value]
+        for i, item in enumerate(items):
+            where = f"{path}[{i}]" if isinstance(value, list) else path
+            if isinstance(item, msgspec.Struct):
+                try:
+                    _type_error_raise(item, where)
+                except EvaluationError as exc:
+                    return exc
+            elif Decimal in hints[name] and item is not None and not isinstance(item, Decimal):
+                return EvaluationError(f"{where} must be a Decimal, not {type(item).__name__}", field=where)
+            elif dt.datetime in hints[name] and item is not None and not isinstance(item, dt.datetime):
+                return EvaluationError(f"{where} must be a datetime, not {type(item).__name__}", field=where)
+    return EvaluationError(f"{prefix} holds a value of the wrong type", field=prefix)
+
+
+def _type_error_raise(obj: msgspec.Struct, prefix: str) -> None:
+    exc = _type_error(obj, prefix)
+    if exc.field != prefix:
+        raise exc
+
+
+def _hints(cls: type) -> dict[str, frozenset[type]]:
+    """Field name → the plain types its annotation mentions (cached per class)."""
+    cached = _HINTS.get(cls)
+    if cached is None:
+        out: dict[str, frozenset[type]] = {}
+        for name, hint in typing.get_type_hints(cls).items():
+            args = typing.get_args(hint)
+            flat = {a for a in args if isinstance(a, type)}
+            for arg in args:
+                flat.update(a for a in typing.get_args(arg) if isinstance(a, type))
+            if isinstance(hint, type):
+                flat.add(hint)
+            out[name] = frozenset(flat)
+        cached = _HINTS[cls] = out
+    return cached
+
+
+_HINTS: dict[type, dict[str, frozenset[type]]] = {}
+
+
 def validate_state(state: AccountState) -> None:
-    """Validate an :class:`AccountState` (fast path for the fields every check reads)."""
+    """Validate an :class:`AccountState`; a value of the wrong Python type is reported by field too."""
+    try:
+        _validate_state(state)
+    except (AttributeError, TypeError):
+        raise _type_error(state, "state") from None
+
+
+def validate_order(order: Order) -> None:
+    """Validate an :class:`Order`: aware time, finite numbers, positive size, declared types."""
+    try:
+        _validate_order(order)
+    except (AttributeError, TypeError):
+        raise _type_error(order, "order") from None
+
+
+def _validate_state(state: AccountState) -> None:
     if not state.balance.is_finite():
         raise _bad_decimal(state.balance, "state.balance")
     _numbers((state.equity, state.initial_balance, state.equity_prior_close, state.total_initial_margin,
@@ -143,8 +207,7 @@ def validate_state(state: AccountState) -> None:
             _check(items, f"state.{name}", name)
 
 
-def validate_order(order: Order) -> None:
-    """Validate an :class:`Order`: aware time, finite numbers, positive size."""
+def _validate_order(order: Order) -> None:
     if order.at.utcoffset() is None:
         raise _naive("order.at")
     size = order.size

@@ -328,3 +328,20 @@ def test_profile_outside_its_effective_window_is_noted() -> None:
     assert "outside that window" in decision.notes[0]
     assert "outside that window" in legacy.observe(state(), EquityUpdate(at=late, equity=D(1))).notes[0]
     assert Engine(FTMO).check(state(), order()).notes == []
+
+
+@pytest.mark.parametrize(
+    ("st", "od", "field"),
+    [
+        (AccountState(balance=100000.0), order(), "state.balance"),  # type: ignore[arg-type]
+        (state(equity=95000), order(), "state.equity"),  # type: ignore[arg-type]
+        (state(positions=[Position(id="p", symbol="EURUSD", side="buy", size=1.5)]), order(),  # type: ignore[arg-type]
+         "state.positions[0].size"),
+        (state(), order(size=1.0), "order.size"),
+        (state(), order(at="2026-05-12T10:00:00Z"), "order.at"),
+    ],
+)
+def test_wrong_python_types_are_named(st: AccountState, od: Order, field: str) -> None:
+    with pytest.raises(EvaluationError) as info:
+        Engine(FTMO).check(st, od)
+    assert info.value.field == field

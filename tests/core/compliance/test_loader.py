@@ -305,3 +305,9 @@ def test_extends_cycle_is_reported(tmp_path: Path) -> None:
             "day_boundary: {timezone: UTC}\nrules: []\n")
     with pytest.raises(ProfileSchemaError, match="too deep"):
         load_profile(tmp_path / "a.yaml")
+
+
+def test_path_string_is_accepted(tmp_path: Path) -> None:
+    target = tmp_path / "p.yaml"
+    target.write_text(GOOD)
+    assert load_profile(str(target)).id == "acme-eval"
