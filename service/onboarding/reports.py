@@ -129,10 +129,10 @@ class OnboardingReports(OnboardingService):
         for progress, user_firm in cohort:
             if user_firm not in engines:
                 engines[user_firm] = await self.engine_for(user_firm)
-                for step in engines[user_firm].workflow.steps:
-                    titles.setdefault(step.id, step.title)
-                    if not step.final and step.id not in order:
-                        order.append(step.id)
+                for definition in engines[user_firm].workflow.steps:
+                    titles.setdefault(definition.id, definition.title)
+                    if not definition.final and definition.id not in order:
+                        order.append(definition.id)
             facts = Facts(firm_requires_2fa=bool(requires.get(user_firm, False)) if user_firm else False)
             view = engines[user_firm].view(records[progress.user_id], facts, started_at=progress.started_at)
             completed_users += view.completed

@@ -32,20 +32,20 @@ class _In(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True)
     """Base of request bodies: unknown fields are errors, not silently ignored."""
 
 
-class StepSubmissionIn(_In):
+class StepSubmissionIn(_In, frozen=True):
     """Answers to one step's form (see the step's JSON Schema in GET /api/onboarding/workflow)."""
 
     answers: dict[str, Any]
 
 
-class ConnectionTestIn(_In):
+class ConnectionTestIn(_In, frozen=True):
     """Test a connection now, without submitting: the answers of the ``signal_source`` or ``broker`` form."""
 
     step_id: Literal["signal_source", "broker"]
     answers: dict[str, Any]
 
 
-class FirmStepIn(_In):
+class FirmStepIn(_In, frozen=True):
     """A required step a firm adds for its traders: a form (JSON Schema, type object) shown before ``done``."""
 
     id: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$", examples=["firm_kyc"])]

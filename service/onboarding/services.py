@@ -146,7 +146,7 @@ def onboarding_runtime(app: Litestar) -> OnboardingRuntime:
 def diagnosis_out(found: ConnectionDiagnosis) -> DiagnosisOut:
     """The API form of a diagnosis."""
     return DiagnosisOut(
-        status=found.status.value,  # type: ignore[arg-type]  # the enum's values are exactly the Literal's
+        status=found.status.value,
         ok=found.ok,
         latency_ms=found.latency_ms,
         hint=found.hint,

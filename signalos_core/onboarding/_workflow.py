@@ -9,6 +9,7 @@ valid JSON Schemas (draft 2020-12) for every form, and suggestions/constraints t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from functools import cache
@@ -279,11 +280,78 @@ def extend_workflow(base: Workflow, firm_steps: Iterable[FirmStep]) -> Workflow:
     return workflow
 
 
+MAX_FIRM_FORM_BYTES = 16 * 1024
+MAX_PATTERN_LENGTH = 200
+
+
+def _nested_quantifier(pattern: str) -> bool:
+    """True if a quantified group contains a quantifier, e.g. ``(a+)+`` or ``((a*))+``: catastrophic backtracking."""
+    stack: list[bool] = []  # per open group: does it contain a quantifier?
+    closed_had_quantifier = False
+    index, in_class = 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            closed_had_quantifier = False
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            stack.append(False)
+        elif char == ")" and stack:
+            closed_had_quantifier = stack.pop()
+            if stack:
+                stack[-1] = stack[-1] or closed_had_quantifier
+            index += 1
+            if index < len(pattern) and pattern[index] in "*+{" and closed_had_quantifier:
+                return True
+            continue
+        elif char in "*+{" and stack:
+            stack[-1] = True  # `?` is left out: an optional group cannot blow up on its own
+        index += 1
+    return False
+
+
+def _regex_issues(schema: Any, path: str = "form") -> list[str]:
+    """Patterns a firm supplies run on every trader submission: refuse the ones that can hang the server."""
+    issues: list[str] = []
+    if isinstance(schema, Mapping):
+        patterns = [("pattern", schema["pattern"])] if isinstance(schema.get("pattern"), str) else []
+        if isinstance(schema.get("patternProperties"), Mapping):
+            patterns += [("patternProperties", key) for key in schema["patternProperties"]]
+        for keyword, pattern in patterns:
+            if len(pattern) > MAX_PATTERN_LENGTH:
+                issues.append(f"{path}/{keyword}: longer than {MAX_PATTERN_LENGTH} characters")
+            elif _nested_quantifier(pattern):
+                issues.append(f"{path}/{keyword}: nested quantifiers like (a+)+ can take exponential time")
+            else:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    issues.append(f"{path}/{keyword}: not a valid regular expression: {exc}")
+        for key, value in schema.items():
+            issues += _regex_issues(value, f"{path}/{key}")
+    elif isinstance(schema, list):
+        for index, item in enumerate(schema):
+            issues += _regex_issues(item, f"{path}/{index}")
+    return issues
+
+
 def validate_firm_step(base: Workflow, existing: Iterable[FirmStep], step: FirmStep) -> FirmStep:
-    """Check that ``step`` can be added after ``existing`` firm steps (``WorkflowError`` naming the problem)."""
+    """Check that ``step`` can be added after ``existing`` firm steps (``WorkflowError`` naming the problem).
+
+    Besides the workflow rules, a firm's form is bounded (``MAX_FIRM_FORM_BYTES``) and its regular expressions
+    must be short and free of nested quantifiers, since they run on the server for every submission.
+    """
     existing = list(existing)
     document = json.loads(msgspec.json.encode(step))  # plain JSON types (tuples become arrays)
     issues = [f"{_path(err.absolute_path)}: {err.message}" for err in _step_validator().iter_errors(document)]
+    if len(msgspec.json.encode(step.form)) > MAX_FIRM_FORM_BYTES:
+        issues.append(f"form: larger than {MAX_FIRM_FORM_BYTES} bytes")
+    issues += _regex_issues(step.form)
     if any(existing_step.id == step.id for existing_step in existing):
         issues.append(f"id: {step.id!r} already exists")
     if issues:

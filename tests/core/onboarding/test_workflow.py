@@ -152,3 +152,35 @@ def test_firm_step_id_taken_by_another_firm_step() -> None:
     with pytest.raises(WorkflowError) as caught:
         validate_firm_step(default_workflow(), [step], step)
     assert any("already exists" in issue for issue in caught.value.issues)
+
+
+@pytest.mark.parametrize(
+    ("form", "fragment"),
+    [
+        ({"type": "object", "properties": {"x": {"type": "string", "pattern": "^(a+)+$"}}}, "nested quantifiers"),
+        ({"type": "object", "properties": {"x": {"type": "string", "pattern": "(\\d*){2,}"}}}, "nested quantifiers"),
+        ({"type": "object", "patternProperties": {"^(x|y+)*$": {}}}, "nested quantifiers"),
+        ({"type": "object", "properties": {"x": {"type": "string", "pattern": "((a+))+"}}}, "nested quantifiers"),
+        ({"type": "object", "properties": {"x": {"type": "string", "pattern": "a" * 201}}}, "longer than"),
+        ({"type": "object", "properties": {"x": {"type": "string", "pattern": "(unclosed"}}}, "not a valid regular"),
+        ({"type": "object", "description": "x" * 20_000}, "larger than"),
+    ],
+)
+def test_firm_forms_cannot_hang_the_server(form: dict[str, Any], fragment: str) -> None:
+    step = FirmStep(id="firm_x", title="X", form=form)
+    with pytest.raises(WorkflowError) as caught:
+        validate_firm_step(default_workflow(), [], step)
+    assert any(fragment in issue for issue in caught.value.issues), caught.value.issues
+
+
+def test_safe_firm_patterns_are_accepted() -> None:
+    form = {
+        "type": "object",
+        "properties": {
+            "iban": {"type": "string", "pattern": "^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"},
+            "ref": {"type": "string", "pattern": "^(ab|cd)[0-9]+$"},
+            "esc": {"type": "string", "pattern": "^(\\+[0-9]|[(+])+$"},
+        },
+        "allOf": [{"properties": {"y": {"type": "string", "pattern": "^x?$"}}}],
+    }
+    validate_firm_step(default_workflow(), [], FirmStep(id="firm_bank", title="Bank", form=form))
