@@ -38,6 +38,7 @@ from signalos_core.offline._advice import (
 from signalos_core.offline._client import ClientPolicy, OfflineClient, ReceiveResult
 from signalos_core.offline._outbox import Outbox, OutboxRecord, ReportEntry
 from signalos_core.offline._paper import ExecutionProvider, Fill, OrderRequest, PaperBroker
+from signalos_core.offline._parsing import ParserAdapter
 from signalos_core.offline._protocol import (
     MAX_BATCH,
     ActionOutcome,
@@ -95,6 +96,7 @@ __all__ = [
     "Outcome",
     "OutcomeCategory",
     "PaperBroker",
+    "ParserAdapter",
     "Payload",
     "PendingItem",
     "PositionView",

@@ -73,6 +73,9 @@ class SignalIntent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     limit_price: Price | None = None
     stop_loss: Price | None = None
     take_profit: Price | None = None
+    #: Set when the intent must not be recorded automatically (low confidence, unsupported order type...):
+    #: the client reports it as skipped with this reason instead.
+    skip_reason: str | None = None
 
     def __post_init__(self) -> None:
         check_positive(volume=self.volume, entry=self.entry, limit_price=self.limit_price)

@@ -171,7 +171,7 @@ class OfflineClient:
         ttl: timedelta | None = None,
     ) -> Action:
         """Record new SL/TP for a position (``expected_version`` defaults to the version you see locally)."""
-        version, deps = self._target(position_id, expected_version, orders=False)
+        version, deps = self._target(position_id, expected_version, orders=False, chain=True)
         payload = ModifyPayload(stop_loss=stop_loss, take_profit=take_profit)
         return self._record("modify", payload, ttl=ttl, target=position_id, expected_version=version, depends_on=deps)
 
@@ -198,7 +198,9 @@ class OfflineClient:
         """Record that the user acknowledged ``subject`` (a signal or notification id)."""
         return self._record("ack", AckPayload(subject=subject), ttl=ttl)
 
-    def _target(self, target: str, expected: int | None, *, orders: bool) -> tuple[int, list[uuid.UUID]]:
+    def _target(
+        self, target: str, expected: int | None, *, orders: bool, chain: bool = False
+    ) -> tuple[int, list[uuid.UUID]]:
         """The version to expect and the local open to depend on, for a position or order id."""
         deps: list[uuid.UUID] = []
         prefix = "ord-" if orders else "pos-"
@@ -210,23 +212,49 @@ class OfflineClient:
             record = None if open_id is None else self.outbox.get(open_id)
             if record is not None and (record.outcome is None or record.outcome.effective.category != "applied"):
                 deps.append(record.action.action_id)
+        # Our own pending modifies of this position apply first, each raising its version by one: expect that,
+        # and depend on the last of them so a rejected one does not leave this one acting on a stale version.
+        pending = [] if not chain else [
+            r.action for r in self.outbox.iter_unfinished() if r.action.target == target and r.action.kind == "modify"
+        ]  # fmt: skip
+        if pending:
+            deps.append(pending[-1].action_id)
         if expected is not None:
             return expected, deps
         state = self.outbox.server_state()
         views: Sequence[msgspec.Struct] = state.orders if orders else state.positions
-        for view in views:
-            if getattr(view, "order_id" if orders else "position_id") == target:
-                return int(getattr(view, "version")), deps  # noqa: B009 - both view types have it
-        if deps:
-            return 1, deps  # created by our own pending open: it will be at version 1
-        raise ValueError(f"unknown {'order' if orders else 'position'} {target!r}: pass expected_version")
+        base = next(
+            (
+                int(v.version)  # type: ignore[attr-defined]  # both view types have it
+                for v in views
+                if getattr(v, "order_id" if orders else "position_id") == target
+            ),
+            None,
+        )
+        if base is None and not deps:
+            raise ValueError(f"unknown {'order' if orders else 'position'} {target!r}: pass expected_version")
+        return (base or 1) + len(pending), deps  # our own pending open creates it at version 1
 
     # ------------------------------------------------------------------ signals
-    def receive_message(self, text: str, channel: str, *, message_id: str | None = None) -> ReceiveResult:
-        """Parse a signal message and record the intents it contains (each durable before this returns)."""
+    def receive_message(
+        self,
+        text: str,
+        channel: str,
+        *,
+        message_id: str | None = None,
+        reply_to_id: str | None = None,
+        reply_to_text: str | None = None,
+    ) -> ReceiveResult:
+        """Parse a signal message and record the intents it contains (each durable before this returns).
+
+        ``reply_to_id``/``reply_to_text`` identify the message a follow-up ("move SL to 2345") answers.
+        """
         if self._parser is None:
             raise ValueError("no signal parser configured")
-        intents = self._parser.parse(text, context={"channel": channel, "message_id": message_id})
+        context: dict[str, object] = {"channel": channel, "message_id": message_id}
+        if reply_to_id is not None or reply_to_text is not None:
+            context |= {"reply_to_id": reply_to_id, "reply_to_text": reply_to_text}
+        intents = self._parser.parse(text, context=context)
         actions: list[Action] = []
         advisories: list[AdvisoryDecision | None] = []
         skipped: list[tuple[SignalIntent, str]] = []
@@ -242,6 +270,8 @@ class OfflineClient:
         return ReceiveResult(actions=actions, advisories=advisories, skipped=skipped)
 
     def _from_intent(self, intent: SignalIntent) -> Action:
+        if intent.skip_reason is not None:
+            raise ValueError(intent.skip_reason)
         if intent.action == "open":
             if intent.symbol is None or intent.side is None:
                 raise ValueError("an open signal needs a symbol and a side")
@@ -268,7 +298,26 @@ class OfflineClient:
         position_id = position_id_for(opened.action.action_id)
         if intent.action == "close":
             return self.close(position_id)
-        return self.modify(position_id, stop_loss=intent.stop_loss, take_profit=intent.take_profit)
+        # A follow-up names only the level it moves; the other one keeps its current value (a modify sets both).
+        stop_loss, take_profit = self._current_levels(position_id, opened.action)
+        return self.modify(
+            position_id,
+            stop_loss=intent.stop_loss if intent.stop_loss is not None else stop_loss,
+            take_profit=intent.take_profit if intent.take_profit is not None else take_profit,
+        )
+
+    def _current_levels(self, position_id: str, opened: Action) -> tuple[Decimal | None, Decimal | None]:
+        """SL/TP as the user last saw them: the latest pending modify, else the server state, else the open."""
+        levels: tuple[Decimal | None, Decimal | None] | None = None
+        for position in self.outbox.server_state().positions:
+            if position.position_id == position_id:
+                levels = (position.stop_loss, position.take_profit)
+        if levels is None and isinstance(opened.payload, OpenPayload):
+            levels = (opened.payload.stop_loss, opened.payload.take_profit)
+        for record in self.outbox.iter_unfinished():
+            if record.action.target == position_id and isinstance(record.action.payload, ModifyPayload):
+                levels = (record.action.payload.stop_loss, record.action.payload.take_profit)
+        return levels or (None, None)
 
     # ------------------------------------------------------------------ what the user sees
     def view(self, *, limit: int = 1000) -> LocalView:

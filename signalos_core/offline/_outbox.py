@@ -286,11 +286,15 @@ class Outbox:
         return actions
 
     def _row(self, action: Action, advisory: AdvisoryDecision | None) -> tuple[object, ...]:
+        body = msgspec.json.encode(action)
+        # msgspec checks field constraints (patterns, lengths) only when decoding: decode what is about to be
+        # stored, so an action that could not be read back (or pushed) is refused now, not discovered later.
+        _action_decoder.decode(body)
         return (
             action.seq,
             str(action.action_id),
             action.kind,
-            msgspec.json.encode(action),
+            body,
             None if advisory is None else msgspec.json.encode(advisory),
             self._monotonic(),
             _BOOT_ID,

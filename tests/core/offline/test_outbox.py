@@ -197,3 +197,22 @@ def test_client_settings_store_decimals_as_text(make_outbox: Callable[..., Outbo
     action = client.set_settings({"lot": Decimal("0.10"), "paused": False})
     assert isinstance(action.payload, SettingsPayload)
     assert action.payload.changes == {"lot": "0.10", "paused": False}
+
+
+def test_an_action_that_could_not_be_read_back_is_refused_before_it_is_stored(
+    make_outbox: Callable[..., Outbox],
+) -> None:
+    outbox = make_outbox(device_id="phone")
+
+    def build(seq: int) -> Action:
+        # Built in Python, patterns are not checked; the outbox checks them before storing.
+        return Action(
+            action_id=uuid.uuid4(), device_id="phone", seq=seq, kind="ack",
+            created_at_device=T0, expires_at=T0 + timedelta(days=1), payload=AckPayload(subject="bad subject!"),
+        )  # fmt: skip
+
+    with pytest.raises(ValueError, match="subject"):
+        outbox.enqueue("ack", build)
+    with pytest.raises(ValueError, match="subject"):
+        outbox.enqueue_many("ack", [build])
+    assert outbox.counts() == {"pending": 0, "sending": 0, "terminal": 0}

@@ -10,7 +10,7 @@ EXPECTED = {
     "CancelPayload", "ClientPolicy", "ClosePayload", "ComplianceAdvisor", "ExecutionProvider",
     "ExecutionUnavailableError", "Fill", "InMemoryServerStore", "LocalTransport", "LocalView", "ModifyPayload",
     "OfflineClient", "OfflineError", "OpenPayload", "OrderRequest", "OrderView", "Outbox", "OutboxError",
-    "OutboxRecord", "Outcome", "OutcomeCategory", "PaperBroker", "Payload", "PendingItem", "PositionView",
+    "OutboxRecord", "Outcome", "OutcomeCategory", "PaperBroker", "ParserAdapter", "Payload", "PendingItem", "PositionView",
     "PullRequest", "PullResponse", "PushRequest", "PushResponse", "PushedAction", "ReceiveResult", "ReportEntry",
     "SQLiteServerStore", "ServerPolicy", "ServerState", "ServerStore", "SettingValue", "SettingsPayload", "Side", "SignalIntent",
     "SignalParser", "SimpleLimits", "SyncEngine", "SyncServer", "SyncSummary", "SyncTransport",
