@@ -61,6 +61,7 @@ class _Rule:
     warn: tuple[tuple[str, str, Decimal], ...]
     primary: int
     flatten: bool
+    measure: Callable[[Ctx, Any, Phase], Measure | Missing | None]
 
 
 class _PythonBackend:
@@ -136,6 +137,8 @@ class Engine:
         self._by_phase: dict[Phase, list[_Rule]] = {
             phase: [r for r in self._rules if phase in r.kind.phases] for phase in ("pre_trade", "monitor", "objective")
         }
+        # Closing/reducing orders meet only the pre-trade rules that still apply to them (FIFO, news, PDT).
+        self._reducing_rules = [r for r in self._by_phase["pre_trade"] if r.kind.applies_to_reducing]
         if backend == "durable":
             safe_version = re.sub(r"[^A-Za-z0-9_-]", "_", profile.version)
             self._backend: Any = DurableRuleset(f"{profile.id}.v{safe_version}.{self.hash[:12]}", groups)
@@ -155,7 +158,8 @@ class Engine:
         primary = next((j for j, slot in enumerate(kind.slots) if slot.op == CMP), 0)
         warn = tuple((f"{group}w{k}", f"{group}w{k}", fraction) for k, fraction in enumerate(sorted(spec.warn_at)))
         flatten = spec.flatten if spec.flatten is not None else spec.outcome in ("breach", "lock")
-        return _Rule(index, spec, kind, params, group, slots, warn, primary, flatten)  # type: ignore[arg-type]
+        return _Rule(index, spec, kind, params, group, slots, warn, primary, flatten,  # type: ignore[arg-type]
+                     kind.measure)
 
     # -- explanation ------------------------------------------------------------------------------------------
     def _result(self, rule: _Rule, m: Measure, reason: Any) -> FiredRule:
@@ -203,17 +207,17 @@ class Engine:
         pending: list[tuple[_Rule, Measure]] = []
         fired: list[FiredRule] = []
         missing: list[tuple[_Rule, Missing]] = []
-        for rule in self._by_phase[phase]:
-            if reducing and not rule.kind.applies_to_reducing:
-                continue
-            m = rule.kind.measure(ctx, rule.params, phase)
+        rules = self._reducing_rules if reducing else self._by_phase[phase]
+        for rule in rules:
+            m = rule.measure(ctx, rule.params, phase)
             if m is None:
                 continue
             if isinstance(m, Missing):
                 missing.append((rule, m))
                 continue
+            metrics = m.metrics
             for key, _op, j in rule.slots:
-                metric = m.metrics[j]
+                metric = metrics[j]
                 if metric is not None:
                     facts[key] = (metric.value, metric.threshold)
             if rule.warn and m.usage is not None:
@@ -246,6 +250,8 @@ class Engine:
                 evaluated.append(self._result(rule, m, "passed"))
             elif m.note and notes is not None:
                 notes.append(f"{rule.spec.id}: {m.note}")
+            if not hits:
+                continue
             for group, _key, fraction in reversed(rule.warn):
                 if group in hits:
                     res = self._result(rule, m, "warning")

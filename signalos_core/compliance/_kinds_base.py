@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import msgspec
 
@@ -71,9 +71,11 @@ class Slot:
     op: str
 
 
-@dataclass(frozen=True, slots=True)
-class Metric:
-    """A measured value and the threshold it is compared with, plus words for the explanation."""
+class Metric(NamedTuple):
+    """A measured value and the threshold it is compared with, plus words for the explanation.
+
+    A NamedTuple because kinds build several per check and tuple construction is the cheapest there is.
+    """
 
     value: Decimal
     threshold: Decimal

@@ -118,9 +118,10 @@ def daily_loss(ctx: Ctx, p: DailyLossParams, phase: Phase) -> Measure | Missing 
         if p.pct_of == "base":
             limit = of_base
         else:
-            if ctx.initial is None:
+            initial = ctx.initial
+            if initial is None:
                 return Missing("state.initial_balance")
-            of_initial = ctx.initial * p.pct / _HUNDRED
+            of_initial = initial * p.pct / _HUNDRED
             limit = of_initial if p.pct_of == "initial" else min(of_initial, of_base)
     floor = base - limit
     return Measure(
@@ -135,20 +136,19 @@ def daily_loss(ctx: Ctx, p: DailyLossParams, phase: Phase) -> Measure | Missing 
 @register("max_loss", MaxLossParams, phases=("pre_trade", "monitor"), slots=_FLOOR, warnable=True)
 def max_loss(ctx: Ctx, p: MaxLossParams, phase: Phase) -> Measure | Missing | None:
     """Static maximum loss: equity must stay above *initial − limit* at all times (floating P/L counts)."""
-    if ctx.initial is None:
+    initial = ctx.initial
+    if initial is None:
         return Missing("state.initial_balance")
-    limit = _limit(p, ctx)
-    if isinstance(limit, Missing):  # pragma: no cover - initial checked above
-        return limit
+    limit = p.amount if p.amount is not None else initial * (p.pct or _ZERO) / _HUNDRED
     measured = _measured(ctx, p.measured_on)
     if measured is None:
         return Missing("state.equity")
-    floor = ctx.initial - limit
+    floor = initial - limit
     return Measure(
         metrics=(Metric(measured, floor, p.measured_on, "floor"),),
-        base=ctx.initial,
+        base=initial,
         base_label="initial balance",
-        usage=(ctx.initial - measured, limit),
+        usage=(initial - measured, limit),
     )
 
 

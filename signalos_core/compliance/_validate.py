@@ -201,10 +201,13 @@ def _validate_state(state: AccountState) -> None:
     for name, value in (("closed_balance", hw.closed_balance), ("equity", hw.equity)):
         if value is not None and not value.is_finite():
             raise _bad_decimal(value, f"state.high_water.{name}")
-    for name in _GENERIC_BLOCKS:
-        items = getattr(state, name)
-        if items:
-            _check(items, f"state.{name}", name)
+    # Rarely filled blocks: explicit truth tests (no getattr loop) on the hot path, generic walk when present.
+    if (state.pending_orders or state.closed_trades or state.eod_balances or state.daily_pnl or state.locks
+            or state.news_calendar or state.day_trades):
+        for name in _GENERIC_BLOCKS:
+            items = getattr(state, name)
+            if items:
+                _check(items, f"state.{name}", name)
 
 
 def _validate_order(order: Order) -> None:
