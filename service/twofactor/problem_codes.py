@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from service.problems import register_problem
 
-__all__: list[str] = []
+__all__ = ["CODES"]
 
-for _code, _status, _title, _description in (
+_DECLARATIONS = (
     (
         "invalid_second_factor",
         401,
@@ -61,5 +61,9 @@ for _code, _status, _title, _description in (
         "backup code, or retry later.",
     ),
     ("delivery_failed", 503, "Delivery failed", "The email or SMS could not be handed to the provider; retry later."),
-):
+)
+CODES: tuple[str, ...] = tuple(declaration[0] for declaration in _DECLARATIONS)
+"""The problem codes this area adds (docs/security.md and docs/errors.md list them)."""
+
+for _code, _status, _title, _description in _DECLARATIONS:
     register_problem(_code, _status, _title, _description)

@@ -41,5 +41,5 @@ def matching_step(secret: str, code: str, *, for_time: float | None = None) -> i
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=INTERVAL)
     try:
         return totp.verify_and_get_timecode(code, for_time=for_time, valid_window=VALID_WINDOW)
-    except OTPVerificationError:
+    except (OTPVerificationError, ValueError):  # ValueError: a time before the epoch's first steps; fail closed
         return None

@@ -58,9 +58,10 @@ def test_rfc6238_appendix_b_sha1_vectors(moment: int, expected: str) -> None:
     assert totp.matching_step(RFC_SECRET, six, for_time=moment) == moment // 30
     # ±1 step is accepted, 2 steps away is not.
     assert totp.matching_step(RFC_SECRET, six, for_time=moment + 30) == moment // 30
-    assert totp.matching_step(RFC_SECRET, six, for_time=moment - 30) == moment // 30
     assert totp.matching_step(RFC_SECRET, six, for_time=moment + 60) is None
-    assert totp.matching_step(RFC_SECRET, six, for_time=moment - 60) is None
+    if moment >= 90:  # pyotp refuses steps before the epoch
+        assert totp.matching_step(RFC_SECRET, six, for_time=moment - 30) == moment // 30
+        assert totp.matching_step(RFC_SECRET, six, for_time=moment - 60) is None
 
 
 def test_matcher_refuses_non_ascii_and_malformed_codes() -> None:
