@@ -32,17 +32,43 @@ D = Decimal
 PRAGUE = ZoneInfo("Europe/Prague")
 AT = dt.datetime(2026, 5, 12, 11, 20, tzinfo=dt.UTC)
 STATE = AccountState(
-    balance=D("99500.00"), equity=D("98750.25"), initial_balance=D("100000.00"),
+    balance=D("99500.00"),
+    equity=D("98750.25"),
+    initial_balance=D("100000.00"),
     day_start=DaySnapshot(at=dt.datetime(2026, 5, 11, 22, 0, tzinfo=dt.UTC), balance=D("100000.00")),
     positions=[
-        Position(id="p1", symbol="EURUSD", side="buy", size=D("1.5"), entry=D("1.085"), stop_loss=D("1.08"),
-                 opened_at=AT - dt.timedelta(hours=2), floating_pnl=D("-450.00")),
-        Position(id="p2", symbol="XAUUSD", side="sell", size=D("0.2"), entry=D("2350"), stop_loss=D("2360"),
-                 opened_at=AT - dt.timedelta(hours=1), floating_pnl=D("-299.75")),
+        Position(
+            id="p1",
+            symbol="EURUSD",
+            side="buy",
+            size=D("1.5"),
+            entry=D("1.085"),
+            stop_loss=D("1.08"),
+            opened_at=AT - dt.timedelta(hours=2),
+            floating_pnl=D("-450.00"),
+        ),
+        Position(
+            id="p2",
+            symbol="XAUUSD",
+            side="sell",
+            size=D("0.2"),
+            entry=D("2350"),
+            stop_loss=D("2360"),
+            opened_at=AT - dt.timedelta(hours=1),
+            floating_pnl=D("-299.75"),
+        ),
     ],
 )
-ORDER = Order(symbol="EURUSD", side="buy", size=D("1.0"), at=AT, price=D("1.0850"), stop_loss=D("1.0800"),
-              requested_leverage=D(30), quote_to_account=D(1))
+ORDER = Order(
+    symbol="EURUSD",
+    side="buy",
+    size=D("1.0"),
+    at=AT,
+    price=D("1.0850"),
+    stop_loss=D("1.0800"),
+    requested_leverage=D(30),
+    quote_to_account=D(1),
+)
 
 
 def hand_written_ftmo(state: AccountState, order: Order) -> tuple[bool, list[str]]:
@@ -58,15 +84,22 @@ def hand_written_ftmo(state: AccountState, order: Order) -> tuple[bool, list[str
     if not state.balance.is_finite() or (state.equity is not None and not state.equity.is_finite()):
         raise ValueError("bad state")
     for pos in state.positions:
-        if not pos.size.is_finite() or pos.size < 0 or (pos.opened_at is not None and pos.opened_at.utcoffset() is None):
+        if (
+            not pos.size.is_finite()
+            or pos.size < 0
+            or (pos.opened_at is not None and pos.opened_at.utcoffset() is None)
+        ):
             raise ValueError("bad position")
         for value in (pos.entry, pos.stop_loss, pos.floating_pnl):
             if value is not None and not value.is_finite():
                 raise ValueError("bad position")
     fired: list[str] = []
     if order.intent == "open":
-        fired.extend(lock.rule_id for lock in state.locks if lock.kind == "breach" or
-                     (lock.until is not None and order.at < lock.until))
+        fired.extend(
+            lock.rule_id
+            for lock in state.locks
+            if lock.kind == "breach" or (lock.until is not None and order.at < lock.until)
+        )
         initial = state.initial_balance or D(100000)
         local = order.at.astimezone(PRAGUE)
         start = dt.datetime.combine(local.date(), dt.time(0), tzinfo=PRAGUE)
@@ -92,19 +125,26 @@ def generated_profile(rule_count: int = 50) -> str:
         "  - {{id: gen.r{i:02d}, kind: stop_loss_required, outcome: deny}}\n",
         "  - {{id: gen.r{i:02d}, kind: no_hedging, outcome: deny}}\n",
         "  - {{id: gen.r{i:02d}, kind: allowed_instruments, outcome: deny, params: {{asset_classes: [fx, metal]}}}}\n",
-        "  - {{id: gen.r{i:02d}, kind: close_by_time, outcome: deny, params: {{timezone: America/Chicago, flat_by: \"15:10\", reopen_at: \"17:00\"}}}}\n",
+        '  - {{id: gen.r{i:02d}, kind: close_by_time, outcome: deny, params: {{timezone: America/Chicago, flat_by: "15:10", reopen_at: "17:00"}}}}\n',
     ]
-    rules = "".join(templates[i % len(templates)].format(i=i, p=1 + i % 9, q=8 + i % 5, s=5 + i % 20, lev=20 + i % 20)
-                    for i in range(rule_count))
-    return (f'id: gen-{rule_count}\nversion: "1"\neffective_from: 2026-01-01\n'
-            f'parameters: {{account_size: {{type: money, default: 100000}}}}\n'
-            f'day_boundary: {{timezone: Europe/Prague, at: "00:00"}}\nrules:\n{rules}')
+    rules = "".join(
+        templates[i % len(templates)].format(i=i, p=1 + i % 9, q=8 + i % 5, s=5 + i % 20, lev=20 + i % 20)
+        for i in range(rule_count)
+    )
+    return (
+        f'id: gen-{rule_count}\nversion: "1"\neffective_from: 2026-01-01\n'
+        f"parameters: {{account_size: {{type: money, default: 100000}}}}\n"
+        f'day_boundary: {{timezone: Europe/Prague, at: "00:00"}}\nrules:\n{rules}'
+    )
 
 
 def _stats(samples: list[int]) -> dict[str, float]:
     samples = sorted(samples)
-    return {"p50": samples[len(samples) // 2] / 1000, "p99": samples[int(len(samples) * 0.99)] / 1000,
-            "per_s": 1e9 / statistics.fmean(samples)}
+    return {
+        "p50": samples[len(samples) // 2] / 1000,
+        "p99": samples[int(len(samples) * 0.99)] / 1000,
+        "per_s": 1e9 / statistics.fmean(samples),
+    }
 
 
 def measure(cases: dict[str, Callable[[], object]], iterations: int) -> dict[str, dict[str, float]]:
@@ -143,19 +183,27 @@ def main() -> None:
     runs = [("python", n)]
     if available_backends()["durable"] is None:
         runs.append(("durable", max(1000, n // 10)))
-    print(f"compliance pre-trade check; cases interleaved call by call; python {n} iterations, durable {max(1000, n // 10)}")
-    print(f"{'case':22} {'backend':8} {'p50 µs':>9} {'p99 µs':>9} {'checks/s':>10} {'p50 vs hand':>12} {'p99 vs hand':>12}")
+    print(
+        f"compliance pre-trade check; cases interleaved call by call; python {n} iterations, durable {max(1000, n // 10)}"
+    )
+    print(
+        f"{'case':22} {'backend':8} {'p50 µs':>9} {'p99 µs':>9} {'checks/s':>10} {'p50 vs hand':>12} {'p99 vs hand':>12}"
+    )
     for backend, iterations in runs:
-        engines = {name: Engine(profile, backend=backend) for name, profile in  # type: ignore[arg-type]
-                   (("FTMO 2-Step", ftmo), ("generated 50 rules", gen))}
+        engines = {
+            name: Engine(profile, backend=backend)
+            for name, profile in (("FTMO 2-Step", ftmo), ("generated 50 rules", gen))  # type: ignore[arg-type]
+        }
         cases: dict[str, Callable[[], object]] = {"hand-written FTMO": lambda: hand_written_ftmo(STATE, ORDER)}
         cases.update({name: (lambda e=engine: e.check(STATE, ORDER)) for name, engine in engines.items()})
         results = measure(cases, iterations)
         base = results["hand-written FTMO"]
         for name, r in results.items():
             label = "-" if name.startswith("hand") else backend
-            print(f"{name:22} {label:8} {r['p50']:9.2f} {r['p99']:9.2f} {r['per_s']:10.0f} "
-                  f"{r['p50'] / base['p50']:11.2f}x {r['p99'] / base['p99']:11.2f}x")
+            print(
+                f"{name:22} {label:8} {r['p50']:9.2f} {r['p99']:9.2f} {r['per_s']:10.0f} "
+                f"{r['p50'] / base['p50']:11.2f}x {r['p99'] / base['p99']:11.2f}x"
+            )
 
 
 if __name__ == "__main__":

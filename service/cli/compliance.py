@@ -108,9 +108,16 @@ def lint_cmd(file: Path, as_json: bool) -> None:
             for issue in issues:
                 click.echo(f"{file}: {issue}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    summary = {"ok": True, "id": profile.id, "version": profile.version, "hash": profile_hash(profile),
-               "rules": len(profile.rules)}
-    click.echo(json.dumps(summary) if as_json else f"{file}: OK {profile.id} {profile.version} ({len(profile.rules)} rules)")
+    summary = {
+        "ok": True,
+        "id": profile.id,
+        "version": profile.version,
+        "hash": profile_hash(profile),
+        "rules": len(profile.rules),
+    }
+    click.echo(
+        json.dumps(summary) if as_json else f"{file}: OK {profile.id} {profile.version} ({len(profile.rules)} rules)"
+    )
 
 
 @profiles.command("schema")
@@ -126,10 +133,20 @@ _BACKEND = click.Choice(["python", "durable"])
 @click.option("--profile", "profile_ref", required=True, help="Built-in profile id or a profile YAML file.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a profile parameter.")
 @click.option("--backend", type=_BACKEND, default="python", show_default=True, help="Rules backend.")
-@click.option("--state", "state_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Account state JSON.")
-@click.option("--order", "order_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Proposed order JSON.")
+@click.option(
+    "--state",
+    "state_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Account state JSON.",
+)
+@click.option(
+    "--order",
+    "order_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Proposed order JSON.",
+)
 def check(profile_ref: str, params: tuple[str, ...], backend: str, state_path: Path, order_path: Path) -> None:
     """Pre-trade check: print the decision JSON; exit 0 allowed, 3 denied, 2 bad input."""
     profile = _profile(profile_ref, _params(params))
@@ -147,10 +164,20 @@ def check(profile_ref: str, params: tuple[str, ...], backend: str, state_path: P
 @click.option("--profile", "profile_ref", required=True, help="Built-in profile id or a profile YAML file.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a profile parameter.")
 @click.option("--backend", type=_BACKEND, default="python", show_default=True, help="Rules backend.")
-@click.option("--state", "state_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Account state JSON.")
-@click.option("--event", "event_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help='Event JSON with "type": equity_update | fill | clock.')
+@click.option(
+    "--state",
+    "state_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Account state JSON.",
+)
+@click.option(
+    "--event",
+    "event_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='Event JSON with "type": equity_update | fill | clock.',
+)
 def observe(profile_ref: str, params: tuple[str, ...], backend: str, state_path: Path, event_path: Path) -> None:
     """Monitoring step: print the enforcement JSON (actions, next state); exit 0 none, 3 lock/breach, 2 bad input."""
     profile = _profile(profile_ref, _params(params))

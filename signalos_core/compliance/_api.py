@@ -54,10 +54,15 @@ def list_builtin_profiles() -> list[BuiltinProfileInfo]:
     out = []
     for profile_id, entry in sorted(builtin_index().items()):
         profile = load_profile(entry.read_text("utf-8"))
-        out.append(BuiltinProfileInfo(
-            id=profile_id, version=profile.version, title=profile.title,
-            effective_from=profile.effective_from.isoformat(), file=entry.name,
-        ))
+        out.append(
+            BuiltinProfileInfo(
+                id=profile_id,
+                version=profile.version,
+                title=profile.title,
+                effective_from=profile.effective_from.isoformat(),
+                file=entry.name,
+            )
+        )
     return out
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from signalos_core._errors import EngineError
+from signalos_core._errors import EngineError, ProfileSchemaError
 from signalos_core.compliance._calendar import DayClock
 from signalos_core.compliance._decision import (
     Action,
@@ -44,7 +44,11 @@ __all__ = ["BACKENDS", "Engine"]
 BACKENDS = ("python", "durable")
 Backend = Literal["python", "durable"]
 _PY_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge, "eq": operator.eq,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "eq": operator.eq,
 }
 _SYMBOL = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "=="}
 _BLOCKING = frozenset({"deny", "breach", "lock"})
@@ -148,18 +152,25 @@ class Engine:
 
     @staticmethod
     def _compile(index: int, spec: RuleSpec) -> _Rule:
-        kind = KINDS[spec.kind]
-        params = msgspec.convert(spec.params, kind.params)
+        # A Profile built in Python skips the loader, so compilation re-checks what the loader guarantees.
+        kind = KINDS.get(spec.kind)
+        if kind is None:
+            raise ProfileSchemaError(f"rule {spec.id}: unknown rule kind {spec.kind!r}", issues=[spec.id])
+        try:
+            params = msgspec.convert(spec.params, kind.params)
+        except msgspec.ValidationError as exc:
+            raise ProfileSchemaError(f"rule {spec.id}: {exc}", issues=[spec.id]) from exc
+        comparator = spec.breach_when
+        if kind.needs_comparator and comparator is None:
+            raise ProfileSchemaError(f"rule {spec.id}: kind {spec.kind} needs breach_when", issues=[spec.id])
         group = f"r{index}"
         slots = tuple(
-            (f"{group}s{j}", spec.breach_when if slot.op == CMP else slot.op, j)
-            for j, slot in enumerate(kind.slots)
+            (f"{group}s{j}", (comparator or "") if slot.op == CMP else slot.op, j) for j, slot in enumerate(kind.slots)
         )
         primary = next((j for j, slot in enumerate(kind.slots) if slot.op == CMP), 0)
         warn = tuple((f"{group}w{k}", f"{group}w{k}", fraction) for k, fraction in enumerate(sorted(spec.warn_at)))
         flatten = spec.flatten if spec.flatten is not None else spec.outcome in ("breach", "lock")
-        return _Rule(index, spec, kind, params, group, slots, warn, primary, flatten,  # type: ignore[arg-type]
-                     kind.measure)
+        return _Rule(index, spec, kind, params, group, slots, warn, primary, flatten, kind.measure)
 
     # -- explanation ------------------------------------------------------------------------------------------
     def _result(self, rule: _Rule, m: Measure, reason: Any) -> FiredRule:
@@ -180,16 +191,27 @@ class Engine:
         if m.note:
             message += f" [{m.note}]"
         return FiredRule(
-            rule_id=rule.spec.id, kind=rule.kind.name, outcome=rule.spec.outcome, reason=reason, message=message,
-            measured=main.value if main else None, threshold=main.threshold if main else None,
-            comparator=rule.slots[rule.primary][1], base=m.base, base_label=m.base_label, base_at=m.base_at,
+            rule_id=rule.spec.id,
+            kind=rule.kind.name,
+            outcome=rule.spec.outcome,
+            reason=reason,
+            message=message,
+            measured=main.value if main else None,
+            threshold=main.threshold if main else None,
+            comparator=rule.slots[rule.primary][1],
+            base=m.base,
+            base_label=m.base_label,
+            base_at=m.base_at,
             extra=m.extra,
         )
 
     @staticmethod
     def _missing(rule: _Rule, miss: Missing) -> FiredRule:
         return FiredRule(
-            rule_id=rule.spec.id, kind=rule.kind.name, outcome=rule.spec.outcome, reason="missing_input",
+            rule_id=rule.spec.id,
+            kind=rule.kind.name,
+            outcome=rule.spec.outcome,
+            reason="missing_input",
             message=f"missing input {miss.field}: the rule cannot be evaluated, so it fails closed",
             missing_field=miss.field,
         )
@@ -231,13 +253,22 @@ class Engine:
             for rule, m in pending:
                 met = rule.group in hits
                 res = self._result(rule, m, "passed")
-                statuses.append(ObjectiveStatus(
-                    rule_id=rule.spec.id, status="met" if met else "not_met", message=res.message,
-                    measured=res.measured, threshold=res.threshold, extra=m.extra,
-                ))
+                statuses.append(
+                    ObjectiveStatus(
+                        rule_id=rule.spec.id,
+                        status="met" if met else "not_met",
+                        message=res.message,
+                        measured=res.measured,
+                        threshold=res.threshold,
+                        extra=m.extra,
+                    )
+                )
             for rule, miss in missing:
-                statuses.append(ObjectiveStatus(rule_id=rule.spec.id, status="missing_input",
-                                                message=self._missing(rule, miss).message))
+                statuses.append(
+                    ObjectiveStatus(
+                        rule_id=rule.spec.id, status="missing_input", message=self._missing(rule, miss).message
+                    )
+                )
             return [], [], statuses
         warnings: list[FiredRule] = []
         evaluated: list[FiredRule] = []
@@ -257,18 +288,34 @@ class Engine:
                     res = self._result(rule, m, "warning")
                     used, limit = m.usage or (Decimal(0), Decimal(0))
                     main = m.metrics[rule.primary]
-                    now = (f"; {main.label} {_fmt(main, main.value)}, {main.threshold_label} "
-                           f"{_fmt(main, main.threshold)}") if main is not None else ""
-                    warnings.append(msgspec.structs.replace(
-                        res, outcome="warn",
-                        message=f"{money(used)} of {money(limit)} allowance used ({fraction:.0%} warning level){now}",
-                    ))
+                    now = (
+                        (
+                            f"; {main.label} {_fmt(main, main.value)}, {main.threshold_label} "
+                            f"{_fmt(main, main.threshold)}"
+                        )
+                        if main is not None
+                        else ""
+                    )
+                    warnings.append(
+                        msgspec.structs.replace(
+                            res,
+                            outcome="warn",
+                            message=f"{money(used)} of {money(limit)} allowance used ({fraction:.0%} warning level){now}",
+                        )
+                    )
                     break
         return fired, warnings, evaluated
 
     def _ctx(self, state: AccountState, at: Any, order: Order | None = None, event: Event | None = None) -> Ctx:
-        return Ctx(state, at, clock=self.clock, catalog=self.catalog, default_initial=self._default_initial,
-                   order=order, event=event)
+        return Ctx(
+            state,
+            at,
+            clock=self.clock,
+            catalog=self.catalog,
+            default_initial=self._default_initial,
+            order=order,
+            event=event,
+        )
 
     def check(self, state: AccountState, order: Order) -> Decision:
         """Pre-trade decision for ``order`` on ``state``: allowed, or denied with every rule that fired.
@@ -281,15 +328,23 @@ class Engine:
         ctx = self._ctx(state, order.at, order=order)
         reducing = order.intent != "open"
         notes: list[str] = []
-        fired, warnings, evaluated = self._run(ctx, "pre_trade", reducing, explain_passed=self.explain_passed,
-                                               notes=notes)
+        fired, warnings, evaluated = self._run(
+            ctx, "pre_trade", reducing, explain_passed=self.explain_passed, notes=notes
+        )
         if state.locks and not reducing:
             fired = self._lock_firings(state, order.at) + fired
         if not self._in_force(order.at):
             notes.append(self._not_in_force(order.at))
         allowed = not any(f.outcome in _BLOCKING for f in fired)
-        return Decision(allowed=allowed, at=order.at, profile=self.ref, fired=fired, warnings=warnings,
-                        evaluated=evaluated, notes=notes)
+        return Decision(
+            allowed=allowed,
+            at=order.at,
+            profile=self.ref,
+            fired=fired,
+            warnings=warnings,
+            evaluated=evaluated,
+            notes=notes,
+        )
 
     def _in_force(self, at: dt.datetime) -> bool:
         day = at.date()
@@ -297,20 +352,26 @@ class Engine:
 
     def _not_in_force(self, at: dt.datetime) -> str:
         until = f" until {self._effective_until}" if self._effective_until else ""
-        return (f"profile {self.profile.id} {self.profile.version} is in force from {self._effective_from}{until}; "
-                f"{at.date()} is outside that window")
+        return (
+            f"profile {self.profile.id} {self.profile.version} is in force from {self._effective_from}{until}; "
+            f"{at.date()} is outside that window"
+        )
 
     def _lock_firings(self, state: AccountState, at: Any) -> list[FiredRule]:
         out = []
         for lock in state.locks:
             if lock.kind == "breach" or lock.until is None or at < lock.until:
                 until = f" until {self.clock.fmt(lock.until)}" if lock.until is not None else " permanently"
-                out.append(FiredRule(
-                    rule_id=lock.rule_id, kind="lock", outcome="breach" if lock.kind == "breach" else "lock",
-                    reason="breached" if lock.kind == "breach" else "locked",
-                    message=f"account {'breached' if lock.kind == 'breach' else 'locked'} by {lock.rule_id}{until}; "
-                            f"only reduce-only orders are allowed" + (f" ({lock.reason})" if lock.reason else ""),
-                ))
+                out.append(
+                    FiredRule(
+                        rule_id=lock.rule_id,
+                        kind="lock",
+                        outcome="breach" if lock.kind == "breach" else "lock",
+                        reason="breached" if lock.kind == "breach" else "locked",
+                        message=f"account {'breached' if lock.kind == 'breach' else 'locked'} by {lock.rule_id}{until}; "
+                        f"only reduce-only orders are allowed" + (f" ({lock.reason})" if lock.reason else ""),
+                    )
+                )
         return out
 
     def observe(self, state: AccountState, event: Event) -> Enforcement:
@@ -322,8 +383,9 @@ class Engine:
         at = event.at
         actions: list[Action] = []
         state, expired = expire_locks(state, at)
-        actions.extend(Action(type="unlock", rule_id=lock.rule_id, message=f"lock by {lock.rule_id} lifted")
-                       for lock in expired)
+        actions.extend(
+            Action(type="unlock", rule_id=lock.rule_id, message=f"lock by {lock.rule_id} lifted") for lock in expired
+        )
         state = apply_event(state, event, self.clock, self.catalog)
         ctx = self._ctx(state, at, event=event)
         fired, warnings, evaluated = self._run(ctx, "monitor", False)
@@ -353,13 +415,27 @@ class Engine:
         next_state = msgspec.structs.replace(state, locks=locks) if locks != state.locks else state
         kinds = {a.type for a in actions}
         outcome: Literal["allow", "warn", "lock", "breach"] = (
-            "breach" if kinds & {"breach", "violation"} else "lock" if "lock" in kinds else
-            "warn" if "warn" in kinds else "allow"
+            "breach"
+            if kinds & {"breach", "violation"}
+            else "lock"
+            if "lock" in kinds
+            else "warn"
+            if "warn" in kinds
+            else "allow"
         )
         notes = [] if self._in_force(at) else [self._not_in_force(at)]
-        return Enforcement(outcome=outcome, at=at, profile=self.ref, actions=actions, fired=fired,
-                           warnings=warnings, objectives=objectives, next_state=next_state, evaluated=evaluated,
-                           notes=notes)
+        return Enforcement(
+            outcome=outcome,
+            at=at,
+            profile=self.ref,
+            actions=actions,
+            fired=fired,
+            warnings=warnings,
+            objectives=objectives,
+            next_state=next_state,
+            evaluated=evaluated,
+            notes=notes,
+        )
 
     def objectives(self, state: AccountState, at: Any) -> list[ObjectiveStatus]:
         """Objective progress for ``state`` at ``at`` without applying any event."""

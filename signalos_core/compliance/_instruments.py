@@ -158,4 +158,3 @@ def default_catalog() -> InstrumentCatalog:
     """The catalog shipped in the package (cached)."""
     text = resources.files("signalos_core.compliance").joinpath("_data/instruments.yaml").read_text("utf-8")
     return InstrumentCatalog.from_yaml(text)
-

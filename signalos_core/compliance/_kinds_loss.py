@@ -20,7 +20,10 @@ class _Params(Params, frozen=True, kw_only=True):
 class _Limit(_Params, frozen=True, kw_only=True):
     """A limit given as ``amount`` (money) or ``pct`` (percent of the initial balance)."""
 
-    _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {"amount": (_ZERO, None), "pct": (_ZERO, _HUNDRED)}
+    _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {
+        "amount": (_ZERO, None),
+        "pct": (_ZERO, _HUNDRED),
+    }
 
     amount: Decimal | None = None
     pct: Decimal | None = None
@@ -34,9 +37,9 @@ class _Limit(_Params, frozen=True, kw_only=True):
 class DailyLossParams(_Limit, frozen=True, kw_only=True):
     """Params of ``daily_loss``."""
 
-    base: Literal[
-        "balance_at_boundary", "equity_at_boundary", "max_balance_equity_at_boundary", "initial_balance"
-    ] = "balance_at_boundary"
+    base: Literal["balance_at_boundary", "equity_at_boundary", "max_balance_equity_at_boundary", "initial_balance"] = (
+        "balance_at_boundary"
+    )
     pct_of: Literal["initial", "base", "stricter"] = "initial"
     measured_on: Literal["equity", "balance"] = "equity"
 
@@ -60,7 +63,6 @@ class MarginCloseOutParams(_Params, frozen=True, kw_only=True):
     """Params of ``margin_close_out``."""
 
     _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {"pct": (_ZERO, _HUNDRED)}
-
 
     pct: Decimal = Decimal(50)
 

@@ -24,8 +24,10 @@ class _Params(Params, frozen=True, kw_only=True):
 class ProfitTargetParams(_Params, frozen=True, kw_only=True):
     """Params of ``profit_target``."""
 
-    _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {"amount": (_ZERO, None), "pct": (_ZERO, None)}
-
+    _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {
+        "amount": (_ZERO, None),
+        "pct": (_ZERO, None),
+    }
 
     amount: Decimal | None = None
     pct: Decimal | None = None
@@ -48,12 +50,15 @@ class BestDayParams(_Params, frozen=True, kw_only=True):
 
     _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {"max_share_pct": (_ZERO, _HUNDRED)}
 
-
     max_share_pct: Decimal
 
 
-@register("profit_target", ProfitTargetParams, phases=("objective",),
-          slots=(Slot("profit", "ge"), Slot("open_positions", "eq")))
+@register(
+    "profit_target",
+    ProfitTargetParams,
+    phases=("objective",),
+    slots=(Slot("profit", "ge"), Slot("open_positions", "eq")),
+)
 def profit_target(ctx: Ctx, p: ProfitTargetParams, phase: Phase) -> Measure | Missing | None:
     """Met when the *closed* balance is at least initial + target (``amount``, or ``pct`` of initial) and, with
     ``requires_flat``, no position is open. Floating profit does not count."""

@@ -27,7 +27,6 @@ class LeverageCapParams(_Params, frozen=True, kw_only=True):
 
     _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {"max_leverage": (_ZERO, None)}
 
-
     regime: Literal["esma", "nfa"]
     classes: Annotated[list[str], msgspec.Meta(min_length=1)]
     max_leverage: Decimal
@@ -36,8 +35,10 @@ class LeverageCapParams(_Params, frozen=True, kw_only=True):
 class MaxPositionSizeParams(_Params, frozen=True, kw_only=True):
     """Params of ``max_position_size``."""
 
-    _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {"max": (_ZERO, None), "micro_weight": (_ZERO, None)}
-
+    _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {
+        "max": (_ZERO, None),
+        "micro_weight": (_ZERO, None),
+    }
 
     max: Decimal
     unit: Literal["lots", "contracts", "shares"] = "lots"
@@ -50,7 +51,6 @@ class Tier(_Params, frozen=True, kw_only=True):
 
     _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {"max": (_ZERO, None)}
 
-
     max: Decimal
     above: Decimal | None = None
 
@@ -59,7 +59,6 @@ class ScalingPlanParams(_Params, frozen=True, kw_only=True):
     """Params of ``scaling_plan``."""
 
     _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {"micro_weight": (_ZERO, None)}
-
 
     tiers: Annotated[list[Tier], msgspec.Meta(min_length=1)]
     tier_when: Literal["gt", "ge"] = "gt"
@@ -77,7 +76,6 @@ class MaxRiskParams(_Params, frozen=True, kw_only=True):
     """Params of ``max_risk_per_position``."""
 
     _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {"pct": (_ZERO, _HUNDRED)}
-
 
     pct: Decimal
     of: Literal["balance", "initial", "equity"] = "balance"
@@ -195,9 +193,7 @@ def scaling_plan(ctx: Ctx, p: ScalingPlanParams, phase: Phase) -> Measure | Miss
     )
 
 
-@register(
-    "stop_loss_required", StopLossRequiredParams, phases=("pre_trade", "monitor"), slots=(Slot("missing", "gt"),)
-)
+@register("stop_loss_required", StopLossRequiredParams, phases=("pre_trade", "monitor"), slots=(Slot("missing", "gt"),))
 def stop_loss_required(ctx: Ctx, p: StopLossRequiredParams, phase: Phase) -> Measure | Missing | None:
     """Every order and position must carry a stop-loss.
 
@@ -219,8 +215,9 @@ def stop_loss_required(ctx: Ctx, p: StopLossRequiredParams, phase: Phase) -> Mea
     return Measure(metrics=(Metric(Decimal(count), _ZERO, "positions without stop-loss", "allowed", money=False),))
 
 
-def _risk(ctx: Ctx, symbol: str, size: Decimal, *, entry: Decimal | None, sl: Decimal | None,
-          rate: Decimal | None, where: str) -> Decimal | Missing:
+def _risk(
+    ctx: Ctx, symbol: str, size: Decimal, *, entry: Decimal | None, sl: Decimal | None, rate: Decimal | None, where: str
+) -> Decimal | Missing:
     if entry is None:
         return Missing(f"{where}.price")
     if sl is None:
@@ -250,21 +247,30 @@ def max_risk_per_position(ctx: Ctx, p: MaxRiskParams, phase: Phase) -> Measure |
         order = ctx.order
         if order is None or order.intent != "open":
             return None
-        risk = _risk(ctx, order.symbol, order.size, entry=order.price, sl=order.stop_loss,
-                     rate=order.quote_to_account, where="order")
+        risk = _risk(
+            ctx,
+            order.symbol,
+            order.size,
+            entry=order.price,
+            sl=order.stop_loss,
+            rate=order.quote_to_account,
+            where="order",
+        )
     else:
         risk = _ZERO
         for i, pos in enumerate(ctx.state.positions):
-            one = _risk(ctx, pos.symbol, pos.size, entry=pos.entry, sl=pos.stop_loss, rate=None,
-                        where=f"state.positions[{i}]")
+            one = _risk(
+                ctx, pos.symbol, pos.size, entry=pos.entry, sl=pos.stop_loss, rate=None, where=f"state.positions[{i}]"
+            )
             if isinstance(one, Missing):
                 return one
             risk = max(risk, one)
     if isinstance(risk, Missing):
         return risk
     limit = base * p.pct / _HUNDRED
-    return Measure(metrics=(Metric(risk, limit, "risk at stop-loss", f"{p.pct}% of {p.of}"),), base=base,
-                   base_label=p.of)
+    return Measure(
+        metrics=(Metric(risk, limit, "risk at stop-loss", f"{p.pct}% of {p.of}"),), base=base, base_label=p.of
+    )
 
 
 def _opposite(positions: list[Position], symbol: str, side: str) -> list[Position]:
@@ -295,8 +301,9 @@ def no_hedging(ctx: Ctx, p: NoHedgingParams, phase: Phase) -> Measure | Missing 
     return Measure(metrics=(Metric(Decimal(hedged), _ZERO, "hedged symbols", "allowed", money=False),))
 
 
-@register("fifo_close", FifoParams, phases=("pre_trade",), slots=(Slot("out_of_order", "gt"),),
-          applies_to_reducing=True)
+@register(
+    "fifo_close", FifoParams, phases=("pre_trade",), slots=(Slot("out_of_order", "gt"),), applies_to_reducing=True
+)
 def fifo_close(ctx: Ctx, p: FifoParams, phase: Phase) -> Measure | Missing | None:
     """Closing must follow first-in, first-out (NFA 2-43(b)).
 
@@ -321,8 +328,10 @@ def fifo_close(ctx: Ctx, p: FifoParams, phase: Phase) -> Measure | Missing | Non
             oldest_of_size = next(pos for pos in same_way if pos.size == target.size)
             if oldest_of_size.id == target.id:
                 bad = _ZERO
-    return Measure(metrics=(Metric(bad, _ZERO, "out-of-FIFO closes", "allowed", money=False),),
-                   note=f"oldest ticket is {same_way[0].id}")
+    return Measure(
+        metrics=(Metric(bad, _ZERO, "out-of-FIFO closes", "allowed", money=False),),
+        note=f"oldest ticket is {same_way[0].id}",
+    )
 
 
 @register("allowed_instruments", AllowedInstrumentsParams, phases=("pre_trade",), slots=(Slot("denied", "gt"),))

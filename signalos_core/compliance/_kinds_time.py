@@ -69,7 +69,6 @@ class PatternDayTraderParams(_Params, frozen=True, kw_only=True):
 
     _ranges: ClassVar[dict[str, tuple[Decimal | None, Decimal | None]]] = {"min_share_pct": (None, _HUNDRED)}
 
-
     min_day_trades: Annotated[int, msgspec.Meta(ge=1)] = 4
     window_business_days: Annotated[int, msgspec.Meta(ge=1)] = 5
     min_share_pct: Decimal = Decimal(6)
@@ -79,8 +78,13 @@ class PatternDayTraderParams(_Params, frozen=True, kw_only=True):
     min_equity: Decimal = Decimal(25000)
 
 
-@register("news_blackout", NewsBlackoutParams, phases=("pre_trade", "monitor"), slots=(Slot("distance", CMP),),
-          applies_to_reducing=True)
+@register(
+    "news_blackout",
+    NewsBlackoutParams,
+    phases=("pre_trade", "monitor"),
+    slots=(Slot("distance", CMP),),
+    applies_to_reducing=True,
+)
 def news_blackout(ctx: Ctx, p: NewsBlackoutParams, phase: Phase) -> Measure | Missing | None:
     """No opening or closing on targeted instruments from ``minutes_before`` to ``minutes_after`` a restricted
     release in ``state.news_calendar``; in monitoring, a fill (including SL/TP) inside the window fires.
@@ -108,7 +112,9 @@ def news_blackout(ctx: Ctx, p: NewsBlackoutParams, phase: Phase) -> Measure | Mi
             best, name = outside, news.event
     if best is None:
         return None
-    return Measure(metrics=(Metric(best, _ZERO, "seconds outside the news window", "window edge", money=False),), note=name)
+    return Measure(
+        metrics=(Metric(best, _ZERO, "seconds outside the news window", "window edge", money=False),), note=name
+    )
 
 
 @register("weekend_close", WeekendCloseParams, phases=("monitor",), slots=(Slot("open", "gt"),))
@@ -185,9 +191,12 @@ def _day_trade_counts(ctx: Ctx, p: PatternDayTraderParams) -> tuple[Decimal, Dec
     tz = zone(p.timezone)
     today = order.at.astimezone(tz).date()
     opened_today = [
-        pos for pos in ctx.state.positions
-        if pos.symbol == order.symbol and pos.side != order.side
-        and pos.opened_at is not None and pos.opened_at.astimezone(tz).date() == today
+        pos
+        for pos in ctx.state.positions
+        if pos.symbol == order.symbol
+        and pos.side != order.side
+        and pos.opened_at is not None
+        and pos.opened_at.astimezone(tz).date() == today
     ]
     if not opened_today:
         return None
@@ -200,8 +209,13 @@ def _day_trade_counts(ctx: Ctx, p: PatternDayTraderParams) -> tuple[Decimal, Dec
     return Decimal(count), Decimal(total), window
 
 
-@register("pattern_day_trader", PatternDayTraderParams, phases=("pre_trade",),
-          slots=(Slot("count", "ge"), Slot("share", "gt")), applies_to_reducing=True)
+@register(
+    "pattern_day_trader",
+    PatternDayTraderParams,
+    phases=("pre_trade",),
+    slots=(Slot("count", "ge"), Slot("share", "gt")),
+    applies_to_reducing=True,
+)
 def pattern_day_trader(ctx: Ctx, p: PatternDayTraderParams, phase: Phase) -> Measure | Missing | None:
     """FINRA 4210(f)(8)(B) designation: the proposed closing trade would be the ``min_day_trades``-th day trade
     within ``window_business_days`` business days (weekends and ``holidays`` skipped) *and* day trades would be
@@ -213,14 +227,25 @@ def pattern_day_trader(ctx: Ctx, p: PatternDayTraderParams, phase: Phase) -> Mea
     return Measure(
         metrics=(
             Metric(count, Decimal(p.min_day_trades), "day trades in window", "pattern threshold", money=False),
-            Metric(count, total * p.min_share_pct / _HUNDRED, "day trades", f"{p.min_share_pct}% of {total} trades", money=False),
+            Metric(
+                count,
+                total * p.min_share_pct / _HUNDRED,
+                "day trades",
+                f"{p.min_share_pct}% of {total} trades",
+                money=False,
+            ),
         ),
         extra={"window": f"{window[0]}..{window[-1]}", "business_days": ",".join(map(str, window))},
     )
 
 
-@register("pdt_min_equity", PatternDayTraderParams, phases=("pre_trade",),
-          slots=(Slot("designated", "eq"), Slot("equity", CMP)), applies_to_reducing=True)
+@register(
+    "pdt_min_equity",
+    PatternDayTraderParams,
+    phases=("pre_trade",),
+    slots=(Slot("designated", "eq"), Slot("equity", CMP)),
+    applies_to_reducing=True,
+)
 def pdt_min_equity(ctx: Ctx, p: PatternDayTraderParams, phase: Phase) -> Measure | Missing | None:
     """A pattern day trader must have ``min_equity`` (prior-close equity, else current) to day trade;
     ``breach_when: lt``. Applies when the proposed day trade makes or keeps the account a pattern day trader."""

@@ -77,7 +77,9 @@ class _Checker:
                 self.add(path, f"missing required {what} key {name!r}")
         return ok
 
-    def values(self, raw: Mapping[str, Any], owner: type[msgspec.Struct], path: PathT, skip: tuple[str, ...] = ()) -> bool:
+    def values(
+        self, raw: Mapping[str, Any], owner: type[msgspec.Struct], path: PathT, skip: tuple[str, ...] = ()
+    ) -> bool:
         """Validate every known key of ``raw`` against its field type, each on its own."""
         ok = True
         fields = _fields(owner)
@@ -205,7 +207,9 @@ def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     merged = {**base, **child}
     params = dict(base.get("parameters") or {})
     for name, spec in (child.get("parameters") or {}).items():
-        params[name] = {**params[name], **spec} if isinstance(params.get(name), dict) and isinstance(spec, dict) else spec
+        params[name] = (
+            {**params[name], **spec} if isinstance(params.get(name), dict) and isinstance(spec, dict) else spec
+        )
     merged["parameters"] = params
     rules = [r for r in (base.get("rules") or []) if isinstance(r, dict)]
     by_id = {r.get("id"): i for i, r in enumerate(rules)}

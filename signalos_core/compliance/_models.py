@@ -199,7 +199,9 @@ class Order(_Model, frozen=True, forbid_unknown_fields=True, kw_only=True):
     same_size_request: bool = False
 
 
-class EquityUpdate(_Model, frozen=True, forbid_unknown_fields=True, kw_only=True, tag="equity_update", tag_field="type"):
+class EquityUpdate(
+    _Model, frozen=True, forbid_unknown_fields=True, kw_only=True, tag="equity_update", tag_field="type"
+):
     """A new equity (and optionally balance) reading."""
 
     at: dt.datetime

@@ -36,7 +36,11 @@ replace = msgspec.structs.replace
 
 
 def roll_day(
-    state: AccountState, at: dt.datetime, clock: DayClock, catalog: InstrumentCatalog, *,
+    state: AccountState,
+    at: dt.datetime,
+    clock: DayClock,
+    catalog: InstrumentCatalog,
+    *,
     boundary_equity: Decimal | None = None,
 ) -> AccountState:
     """Start a new trading day if ``at`` is past the snapshot's day: new day base and yesterday's EOD balance."""
@@ -93,9 +97,13 @@ def _realised(state: AccountState, fill: Fill, target: Position, catalog: Instru
 
 def _close(state: AccountState, fill: Fill, catalog: InstrumentCatalog) -> AccountState:
     positions = list(state.positions)
-    candidates = [p for p in positions if p.id == fill.position_id] if fill.position_id else sorted(
-        (p for p in positions if p.symbol == fill.symbol and p.side != fill.side),
-        key=lambda p: (p.opened_at or fill.at, p.id),
+    candidates = (
+        [p for p in positions if p.id == fill.position_id]
+        if fill.position_id
+        else sorted(
+            (p for p in positions if p.symbol == fill.symbol and p.side != fill.side),
+            key=lambda p: (p.opened_at or fill.at, p.id),
+        )
     )
     if not candidates:
         raise EvaluationError(f"no open position to close for {fill.symbol}", field="event.position_id")
@@ -105,8 +113,15 @@ def _close(state: AccountState, fill: Fill, catalog: InstrumentCatalog) -> Accou
     if fill.size < target.size:
         positions.append(replace(target, size=target.size - fill.size))
     trade = ClosedTrade(
-        id=target.id, symbol=target.symbol, side=target.side, size=min(fill.size, target.size),
-        net_pnl=pnl, closed_at=fill.at, opened_at=target.opened_at, entry=target.entry, exit=fill.price,
+        id=target.id,
+        symbol=target.symbol,
+        side=target.side,
+        size=min(fill.size, target.size),
+        net_pnl=pnl,
+        closed_at=fill.at,
+        opened_at=target.opened_at,
+        entry=target.entry,
+        exit=fill.price,
     )
     balance = state.balance + pnl
     return replace(state, positions=positions, closed_trades=[*state.closed_trades, trade], balance=balance)
@@ -120,9 +135,14 @@ def apply_event(state: AccountState, event: Event, clock: DayClock, catalog: Ins
     elif isinstance(event, Fill):
         if event.action == "open":
             pos = Position(
-                id=event.position_id or f"{event.symbol}@{event.at.isoformat()}", symbol=event.symbol,
-                side=event.side, size=event.size, entry=event.price, stop_loss=event.stop_loss,
-                take_profit=event.take_profit, opened_at=event.at,
+                id=event.position_id or f"{event.symbol}@{event.at.isoformat()}",
+                symbol=event.symbol,
+                side=event.side,
+                size=event.size,
+                entry=event.price,
+                stop_loss=event.stop_loss,
+                take_profit=event.take_profit,
+                opened_at=event.at,
             )
             day = clock.trading_day(event.at)
             days = state.trading_days if day in state.trading_days else sorted([*state.trading_days, day])

@@ -20,11 +20,27 @@ from signalos_core.compliance._models import AccountState, Order, Position
 
 __all__ = ["validate", "validate_order", "validate_state"]
 
-_NON_NEGATIVE = frozenset({"size", "requested_leverage", "margin", "margin_requirement", "total_initial_margin",
-                           "maintenance_margin", "quote_to_account"})
+_NON_NEGATIVE = frozenset(
+    {
+        "size",
+        "requested_leverage",
+        "margin",
+        "margin_requirement",
+        "total_initial_margin",
+        "maintenance_margin",
+        "quote_to_account",
+    }
+)
 _SCALARS = (str, bool, int)
-_GENERIC_BLOCKS = ("pending_orders", "closed_trades", "eod_balances", "daily_pnl", "locks", "news_calendar",
-                   "day_trades")
+_GENERIC_BLOCKS = (
+    "pending_orders",
+    "closed_trades",
+    "eod_balances",
+    "daily_pnl",
+    "locks",
+    "news_calendar",
+    "day_trades",
+)
 
 
 def _bad_decimal(value: Decimal, path: str) -> EvaluationError:
@@ -74,8 +90,15 @@ def validate(obj: msgspec.Struct, root: str) -> None:
 
 _POSITION_NUMBERS = ("entry", "stop_loss", "take_profit", "mark", "floating_pnl", "margin")
 _STATE_NUMBERS = ("equity", "initial_balance", "equity_prior_close", "total_initial_margin", "maintenance_margin")
-_ORDER_NUMBERS = ("price", "stop_loss", "take_profit", "requested_leverage", "margin", "margin_requirement",
-                  "quote_to_account")
+_ORDER_NUMBERS = (
+    "price",
+    "stop_loss",
+    "take_profit",
+    "requested_leverage",
+    "margin",
+    "margin_requirement",
+    "quote_to_account",
+)
 
 
 def _numbers(values: tuple[Decimal | None, ...], names: tuple[str, ...], prefix: str) -> None:
@@ -104,8 +127,11 @@ def _position(pos: Position, i: int) -> None:
     size = pos.size
     if not size.is_finite() or size < 0:
         _check(size, f"state.positions[{i}].size", "size")
-    _numbers((pos.entry, pos.stop_loss, pos.take_profit, pos.mark, pos.floating_pnl, pos.margin),
-             _POSITION_NUMBERS, f"state.positions[{i}]")
+    _numbers(
+        (pos.entry, pos.stop_loss, pos.take_profit, pos.mark, pos.floating_pnl, pos.margin),
+        _POSITION_NUMBERS,
+        f"state.positions[{i}]",
+    )
     if pos.opened_at is not None and pos.opened_at.utcoffset() is None:
         raise _naive(f"state.positions[{i}].opened_at")
     if pos.margin is not None and pos.margin < 0:
@@ -179,10 +205,20 @@ def validate_order(order: Order) -> None:
 def _validate_state(state: AccountState) -> None:
     if not state.balance.is_finite():
         raise _bad_decimal(state.balance, "state.balance")
-    _numbers((state.equity, state.initial_balance, state.equity_prior_close, state.total_initial_margin,
-              state.maintenance_margin), _STATE_NUMBERS, "state")
-    _non_negative((state.total_initial_margin, state.maintenance_margin),
-                  ("total_initial_margin", "maintenance_margin"), "state")
+    _numbers(
+        (
+            state.equity,
+            state.initial_balance,
+            state.equity_prior_close,
+            state.total_initial_margin,
+            state.maintenance_margin,
+        ),
+        _STATE_NUMBERS,
+        "state",
+    )
+    _non_negative(
+        (state.total_initial_margin, state.maintenance_margin), ("total_initial_margin", "maintenance_margin"), "state"
+    )
     if state.as_of is not None and state.as_of.utcoffset() is None:
         raise _naive("state.as_of")
     if state.created_at is not None and state.created_at.utcoffset() is None:
@@ -202,8 +238,15 @@ def _validate_state(state: AccountState) -> None:
         if value is not None and not value.is_finite():
             raise _bad_decimal(value, f"state.high_water.{name}")
     # Rarely filled blocks: explicit truth tests (no getattr loop) on the hot path, generic walk when present.
-    if (state.pending_orders or state.closed_trades or state.eod_balances or state.daily_pnl or state.locks
-            or state.news_calendar or state.day_trades):
+    if (
+        state.pending_orders
+        or state.closed_trades
+        or state.eod_balances
+        or state.daily_pnl
+        or state.locks
+        or state.news_calendar
+        or state.day_trades
+    ):
         for name in _GENERIC_BLOCKS:
             items = getattr(state, name)
             if items:
@@ -218,7 +261,21 @@ def _validate_order(order: Order) -> None:
         raise _bad_decimal(size, "order.size")
     if size <= 0:
         raise EvaluationError(f"order.size must be positive (got {size})", field="order.size")
-    _numbers((order.price, order.stop_loss, order.take_profit, order.requested_leverage, order.margin,
-              order.margin_requirement, order.quote_to_account), _ORDER_NUMBERS, "order")
-    _non_negative((order.requested_leverage, order.margin, order.margin_requirement, order.quote_to_account),
-                  _ORDER_NUMBERS[3:], "order")
+    _numbers(
+        (
+            order.price,
+            order.stop_loss,
+            order.take_profit,
+            order.requested_leverage,
+            order.margin,
+            order.margin_requirement,
+            order.quote_to_account,
+        ),
+        _ORDER_NUMBERS,
+        "order",
+    )
+    _non_negative(
+        (order.requested_leverage, order.margin, order.margin_requirement, order.quote_to_account),
+        _ORDER_NUMBERS[3:],
+        "order",
+    )

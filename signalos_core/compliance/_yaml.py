@@ -77,9 +77,7 @@ class Marks:
     def issue(self, path: Path, message: str, *, suggestion: str | None = None, key: bool = False) -> ProfileIssue:
         """Build a :class:`ProfileIssue` located at ``path``."""
         line, column = self.at(path, key=key)
-        return ProfileIssue(
-            path=format_path(path), message=message, line=line, column=column, suggestion=suggestion
-        )
+        return ProfileIssue(path=format_path(path), message=message, line=line, column=column, suggestion=suggestion)
 
 
 class _Builder:
@@ -108,7 +106,9 @@ class _Builder:
             child = (*path, key)
             self.marks.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in out:
-                self.issues.append(self.marks.issue(child, f"duplicate key {key!r} (YAML keeps only the last)", key=True))
+                self.issues.append(
+                    self.marks.issue(child, f"duplicate key {key!r} (YAML keeps only the last)", key=True)
+                )
             out[key] = self.build(value_node, child)
         return out
 

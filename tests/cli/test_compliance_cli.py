@@ -11,7 +11,9 @@ from click.testing import CliRunner
 from service.cli.main import cli
 
 STATE = {
-    "balance": "97500.00", "equity": "94999.99", "initial_balance": "100000.00",
+    "balance": "97500.00",
+    "equity": "94999.99",
+    "initial_balance": "100000.00",
     "day_start": {"at": "2026-05-12T00:00:00+02:00", "balance": "100000.00"},
 }
 ORDER = {"symbol": "EURUSD", "side": "buy", "size": "1.0", "at": "2026-05-12T13:20:00+02:00"}
@@ -21,7 +23,9 @@ ORDER = {"symbol": "EURUSD", "side": "buy", "size": "1.0", "at": "2026-05-12T13:
 def files(tmp_path: Path) -> dict[str, Path]:
     out = {}
     for name, payload in {
-        "state": STATE, "order": ORDER, "ok_state": {**STATE, "equity": "95000.00"},
+        "state": STATE,
+        "order": ORDER,
+        "ok_state": {**STATE, "equity": "95000.00"},
         "event": {"type": "equity_update", "at": "2026-05-12T13:20:00+02:00", "equity": "94999.99"},
         "bad_event": {"type": "equity_update", "at": "2026-05-12T13:20:00", "equity": "1"},
         "typo": {**ORDER, "sise": "1"},
@@ -86,56 +90,114 @@ def test_profiles_lint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["python", "durable"])
 def test_check_exit_codes(files: dict[str, Path], backend: str) -> None:
-    code, out, _ = run("check", "--profile", "ftmo-2step-challenge", "--backend", backend,
-                       "--state", str(files["state"]), "--order", str(files["order"]))
+    code, out, _ = run(
+        "check",
+        "--profile",
+        "ftmo-2step-challenge",
+        "--backend",
+        backend,
+        "--state",
+        str(files["state"]),
+        "--order",
+        str(files["order"]),
+    )
     decision = json.loads(out)
     assert code == 3
     assert decision["allowed"] is False
     assert decision["fired"][0]["message"] == (
-        "equity 94,999.99 < floor 95,000.00 (base 100,000.00 at 2026-05-12 00:00 Europe/Prague)")
-    code, out, _ = run("check", "--profile", "ftmo-2step-challenge", "--backend", backend,
-                       "--state", str(files["ok_state"]), "--order", str(files["order"]))
+        "equity 94,999.99 < floor 95,000.00 (base 100,000.00 at 2026-05-12 00:00 Europe/Prague)"
+    )
+    code, out, _ = run(
+        "check",
+        "--profile",
+        "ftmo-2step-challenge",
+        "--backend",
+        backend,
+        "--state",
+        str(files["ok_state"]),
+        "--order",
+        str(files["order"]),
+    )
     assert code == 0
     assert json.loads(out)["profile"]["backend"] == backend
 
 
 def test_check_bad_input_and_params(files: dict[str, Path], tmp_path: Path) -> None:
-    code, _, err = run("check", "--profile", "ftmo-2step-challenge", "--state", str(files["state"]),
-                       "--order", str(files["typo"]))
+    code, _, err = run(
+        "check", "--profile", "ftmo-2step-challenge", "--state", str(files["state"]), "--order", str(files["typo"])
+    )
     assert code == 2
     assert "sise" in err
-    code, _, err = run("check", "--profile", "ftmo-2step-challenge", "--param", "oops",
-                       "--state", str(files["state"]), "--order", str(files["order"]))
+    code, _, err = run(
+        "check",
+        "--profile",
+        "ftmo-2step-challenge",
+        "--param",
+        "oops",
+        "--state",
+        str(files["state"]),
+        "--order",
+        str(files["order"]),
+    )
     assert code == 2
     assert "key=value" in err
-    code, _, _ = run("check", "--profile", "ftmo-2step-challenge", "--param", "account_size=50000",
-                     "--state", str(files["ok_state"]), "--order", str(files["order"]))
+    code, _, _ = run(
+        "check",
+        "--profile",
+        "ftmo-2step-challenge",
+        "--param",
+        "account_size=50000",
+        "--state",
+        str(files["ok_state"]),
+        "--order",
+        str(files["order"]),
+    )
     assert code == 0
     unknown = tmp_path / "unknown.json"
     unknown.write_text(json.dumps({**ORDER, "symbol": "NOPE"}))
-    code, _, err = run("check", "--profile", "ftmo-2step-challenge", "--state", str(files["state"]),
-                       "--order", str(unknown))
+    code, _, err = run(
+        "check", "--profile", "ftmo-2step-challenge", "--state", str(files["state"]), "--order", str(unknown)
+    )
     assert code == 2
     assert "unknown instrument" in err
     custom = tmp_path / "mine.yaml"
-    custom.write_text('id: mine\nversion: "1"\neffective_from: 2026-01-01\nday_boundary: {timezone: UTC}\n'
-                      "rules:\n  - {id: m.max, kind: max_loss, outcome: breach, breach_when: lt, params: {amount: 1}}\n")
-    code, out, _ = run("check", "--profile", str(custom), "--state", str(files["state"]), "--order", str(files["order"]))
+    custom.write_text(
+        'id: mine\nversion: "1"\neffective_from: 2026-01-01\nday_boundary: {timezone: UTC}\n'
+        "rules:\n  - {id: m.max, kind: max_loss, outcome: breach, breach_when: lt, params: {amount: 1}}\n"
+    )
+    code, out, _ = run(
+        "check", "--profile", str(custom), "--state", str(files["state"]), "--order", str(files["order"])
+    )
     assert code == 3
     assert json.loads(out)["fired"][0]["rule_id"] == "m.max"
 
 
 def test_observe(files: dict[str, Path]) -> None:
-    code, out, _ = run("observe", "--profile", "ftmo-2step-challenge", "--state", str(files["state"]),
-                       "--event", str(files["event"]))
+    code, out, _ = run(
+        "observe", "--profile", "ftmo-2step-challenge", "--state", str(files["state"]), "--event", str(files["event"])
+    )
     result = json.loads(out)
     assert code == 3
     assert result["outcome"] == "breach"
     assert result["next_state"]["locks"][0]["rule_id"] == "ftmo.max_daily_loss"
-    code, _, err = run("observe", "--profile", "ftmo-2step-challenge", "--state", str(files["state"]),
-                       "--event", str(files["bad_event"]))
+    code, _, err = run(
+        "observe",
+        "--profile",
+        "ftmo-2step-challenge",
+        "--state",
+        str(files["state"]),
+        "--event",
+        str(files["bad_event"]),
+    )
     assert code == 2
     assert "naive datetime" in err
-    code, out, _ = run("observe", "--profile", "ftmo-2step-challenge", "--state", str(files["ok_state"]),
-                       "--event", str(files["order"]))
+    code, out, _ = run(
+        "observe",
+        "--profile",
+        "ftmo-2step-challenge",
+        "--state",
+        str(files["ok_state"]),
+        "--event",
+        str(files["order"]),
+    )
     assert code == 2

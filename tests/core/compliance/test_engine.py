@@ -49,7 +49,11 @@ def order(**kw: object) -> Order:
         (state(balance=D("Infinity")), order(), "state.balance"),
         (state(), order(size=D(-1)), "order.size"),
         (state(), order(size=D(0)), "order.size"),
-        (state(positions=[Position(id="p", symbol="EURUSD", side="buy", size=D(-2))]), order(), "state.positions[0].size"),
+        (
+            state(positions=[Position(id="p", symbol="EURUSD", side="buy", size=D(-2))]),
+            order(),
+            "state.positions[0].size",
+        ),
         (state(), order(symbol="NOPE"), "order.symbol"),
     ],
 )
@@ -65,11 +69,13 @@ def test_observe_validates_events() -> None:
     assert info.value.field == "event.symbol"
     held = Position(id="p", symbol="EURUSD", side="buy", size=D(1))  # no entry: P/L cannot be computed
     with pytest.raises(EvaluationError, match="net_pnl"):
-        Engine(FTMO).observe(state(positions=[held]), Fill(at=T0, symbol="EURUSD", side="sell", size=D(1),
-                                                           price=D(1), action="close"))
+        Engine(FTMO).observe(
+            state(positions=[held]), Fill(at=T0, symbol="EURUSD", side="sell", size=D(1), price=D(1), action="close")
+        )
     with pytest.raises(EvaluationError, match="no open position"):
-        Engine(FTMO).observe(state(), Fill(at=T0, symbol="EURUSD", side="sell", size=D(1), price=D(1),
-                                           action="close", net_pnl=D(1)))
+        Engine(FTMO).observe(
+            state(), Fill(at=T0, symbol="EURUSD", side="sell", size=D(1), price=D(1), action="close", net_pnl=D(1))
+        )
 
 
 def test_unknown_and_unavailable_backends(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,9 +101,12 @@ def test_fixed_point_keeps_the_sign_exactly() -> None:
 def test_lock_lifecycle_lock_reduce_only_then_reset() -> None:
     engine = Engine(load_builtin_profile("topstep-combine-50k"))
     chicago_open = dt.datetime(2026, 5, 12, 22, 0, tzinfo=UTC)  # 17:00 CDT
-    st = state(balance=D(50000), initial_balance=D(50000),
-               day_start=DaySnapshot(at=chicago_open, balance=D(50000)),
-               positions=[Position(id="p", symbol="ESM6", side="buy", size=D(1), floating_pnl=D(-1000))])
+    st = state(
+        balance=D(50000),
+        initial_balance=D(50000),
+        day_start=DaySnapshot(at=chicago_open, balance=D(50000)),
+        positions=[Position(id="p", symbol="ESM6", side="buy", size=D(1), floating_pnl=D(-1000))],
+    )
     at = dt.datetime(2026, 5, 13, 15, 0, tzinfo=UTC)
     hit = engine.observe(st, EquityUpdate(at=at, equity=D(49000)))
     assert hit.outcome == "lock"
@@ -133,22 +142,37 @@ def test_breach_is_forever_and_recorded_once() -> None:
 
 def test_fills_open_close_and_roll_day() -> None:
     engine = Engine(FTMO)
-    opened = engine.observe(state(), Fill(at=T0, symbol="EURUSD", side="buy", size=D(2), price=D("1.1"),
-                                          position_id="t1", stop_loss=D("1.09")))
+    opened = engine.observe(
+        state(),
+        Fill(at=T0, symbol="EURUSD", side="buy", size=D(2), price=D("1.1"), position_id="t1", stop_loss=D("1.09")),
+    )
     st = opened.next_state
     assert [p.id for p in st.positions] == ["t1"]
     assert st.trading_days == [dt.date(2026, 5, 12)]
-    partial = engine.observe(st, Fill(at=T0 + dt.timedelta(hours=1), symbol="EURUSD", side="sell", size=D(1),
-                                      price=D("1.11"), action="close", net_pnl=D(1000)))
+    partial = engine.observe(
+        st,
+        Fill(
+            at=T0 + dt.timedelta(hours=1),
+            symbol="EURUSD",
+            side="sell",
+            size=D(1),
+            price=D("1.11"),
+            action="close",
+            net_pnl=D(1000),
+        ),
+    )
     assert partial.next_state.positions[0].size == D(1)
     assert partial.next_state.balance == D(101000)
     assert partial.next_state.high_water.closed_balance == D(101000)
-    gross = engine.observe(partial.next_state, Fill(at=T0 + dt.timedelta(hours=2), symbol="EURUSD", side="sell",
-                                                    size=D(1), price=D("1.1050"), action="close"))
+    gross = engine.observe(
+        partial.next_state,
+        Fill(at=T0 + dt.timedelta(hours=2), symbol="EURUSD", side="sell", size=D(1), price=D("1.1050"), action="close"),
+    )
     assert gross.next_state.balance == D(101500)
     assert gross.next_state.positions == []
-    next_day = engine.observe(partial.next_state, ClockEvent(at=dt.datetime(2026, 5, 12, 22, 0, tzinfo=UTC),
-                                                             event="day_boundary"))
+    next_day = engine.observe(
+        partial.next_state, ClockEvent(at=dt.datetime(2026, 5, 12, 22, 0, tzinfo=UTC), event="day_boundary")
+    )
     snap = next_day.next_state.day_start
     assert snap is not None
     assert snap.balance == D(101000)
@@ -158,8 +182,12 @@ def test_fills_open_close_and_roll_day() -> None:
 def test_results_serialise_to_plain_json_with_profile_identity() -> None:
     decision = check(FTMO, state(equity=D(94000)), order())
     payload = json.loads(json.dumps(decision.to_dict()))
-    assert payload["profile"] == {"id": "ftmo-2step-challenge", "version": "2026.1", "hash": decision.profile.hash,
-                                  "backend": "python"}
+    assert payload["profile"] == {
+        "id": "ftmo-2step-challenge",
+        "version": "2026.1",
+        "hash": decision.profile.hash,
+        "backend": "python",
+    }
     assert payload["fired"][0]["measured"] == "94000"
     assert payload["allowed"] is False
     assert json.loads(decision.to_json())["fired"][0]["rule_id"] == "ftmo.max_daily_loss"
@@ -183,8 +211,10 @@ def test_objectives_exposed_on_observe() -> None:
     result = engine.observe(state(balance=D(105000)), ClockEvent(at=T0, event="objectives_evaluation"))
     assert result.objectives[0].status == "met"
     assert result.outcome == "allow"
-    missing = engine.observe(msgspec.structs.replace(state(balance=D(105000)), initial_balance=None),
-                             ClockEvent(at=T0, event="objectives_evaluation"))
+    missing = engine.observe(
+        msgspec.structs.replace(state(balance=D(105000)), initial_balance=None),
+        ClockEvent(at=T0, event="objectives_evaluation"),
+    )
     assert missing.objectives[0].status == "met"  # falls back to the account_size parameter (100,000)
 
 
@@ -195,15 +225,54 @@ def test_locks_from_state_show_until() -> None:
     assert "daily loss" in decision.fired[0].message
 
 
-PUBLIC = sorted([
-    "BACKENDS", "AccountState", "Action", "BuiltinProfileInfo", "ClockEvent", "ClosedTrade", "DailyPnl",
-    "DayBoundary", "DaySnapshot", "DayTrade", "Decision", "Enforcement", "Engine", "EodBalance", "EquityUpdate",
-    "Event", "Fill", "FiredRule", "HighWaterMarks", "Instrument", "InstrumentCatalog", "Lock", "NewsEvent",
-    "ObjectiveStatus", "Order", "ParameterSpec", "PendingOrder", "Position", "Profile", "ProfileIssue",
-    "ProfileRef", "RuleSpec", "SourceRef", "available_backends", "builtin_rulesets_dir", "check",
-    "default_catalog", "kind_names", "list_builtin_profiles", "load_builtin_profile", "load_profile", "observe",
-    "profile_hash", "profile_json_schema",
-])
+PUBLIC = sorted(
+    [
+        "BACKENDS",
+        "AccountState",
+        "Action",
+        "BuiltinProfileInfo",
+        "ClockEvent",
+        "ClosedTrade",
+        "DailyPnl",
+        "DayBoundary",
+        "DaySnapshot",
+        "DayTrade",
+        "Decision",
+        "Enforcement",
+        "Engine",
+        "EodBalance",
+        "EquityUpdate",
+        "Event",
+        "Fill",
+        "FiredRule",
+        "HighWaterMarks",
+        "Instrument",
+        "InstrumentCatalog",
+        "Lock",
+        "NewsEvent",
+        "ObjectiveStatus",
+        "Order",
+        "ParameterSpec",
+        "PendingOrder",
+        "Position",
+        "Profile",
+        "ProfileIssue",
+        "ProfileRef",
+        "RuleSpec",
+        "SourceRef",
+        "available_backends",
+        "builtin_rulesets_dir",
+        "check",
+        "default_catalog",
+        "kind_names",
+        "list_builtin_profiles",
+        "load_builtin_profile",
+        "load_profile",
+        "observe",
+        "profile_hash",
+        "profile_json_schema",
+    ]
+)
 
 
 def test_public_api_is_pinned() -> None:
@@ -222,19 +291,27 @@ NAIVE = dt.datetime(2026, 5, 12, 10, 0)  # noqa: DTZ001 - naive on purpose: the 
         ({"day_start": DaySnapshot(at=T0, balance=D("NaN"))}, "state.day_start.balance"),
         ({"day_start": DaySnapshot(at=T0, balance=D(1), equity=D("Inf"))}, "state.day_start.equity"),
         ({"high_water": compliance.HighWaterMarks(equity=D("NaN"))}, "state.high_water.equity"),
-        ({"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D(1), opened_at=NAIVE)]},
-         "state.positions[0].opened_at"),
-        ({"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D(1), margin=D(-1))]},
-         "state.positions[0].margin"),
-        ({"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D(1), entry=D("NaN"))]},
-         "state.positions[0].entry"),
+        (
+            {"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D(1), opened_at=NAIVE)]},
+            "state.positions[0].opened_at",
+        ),
+        (
+            {"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D(1), margin=D(-1))]},
+            "state.positions[0].margin",
+        ),
+        (
+            {"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D(1), entry=D("NaN"))]},
+            "state.positions[0].entry",
+        ),
         ({"positions": [Position(id="p", symbol="EURUSD", side="buy", size=D("NaN"))]}, "state.positions[0].size"),
         ({"maintenance_margin": D(-5)}, "state.maintenance_margin"),
         ({"as_of": NAIVE}, "state.as_of"),
         ({"created_at": NAIVE}, "state.created_at"),
         ({"locks": [Lock(rule_id="x.y", kind="lock", since=NAIVE)]}, "state.locks[0].since"),
-        ({"eod_balances": [compliance.EodBalance(day=dt.date(2026, 1, 1), balance=D("NaN"))]},
-         "state.eod_balances[0].balance"),
+        (
+            {"eod_balances": [compliance.EodBalance(day=dt.date(2026, 1, 1), balance=D("NaN"))]},
+            "state.eod_balances[0].balance",
+        ),
     ],
 )
 def test_state_validation_names_the_field(kw: dict[str, object], field: str) -> None:
@@ -245,8 +322,7 @@ def test_state_validation_names_the_field(kw: dict[str, object], field: str) -> 
 
 @pytest.mark.parametrize(
     ("kw", "field"),
-    [({"price": D("NaN")}, "order.price"), ({"margin": D(-1)}, "order.margin"),
-     ({"size": D("NaN")}, "order.size")],
+    [({"price": D("NaN")}, "order.price"), ({"margin": D(-1)}, "order.margin"), ({"size": D("NaN")}, "order.size")],
 )
 def test_order_validation_names_the_field(kw: dict[str, object], field: str) -> None:
     with pytest.raises(EvaluationError) as info:
@@ -335,8 +411,11 @@ def test_profile_outside_its_effective_window_is_noted() -> None:
     [
         (AccountState(balance=100000.0), order(), "state.balance"),  # type: ignore[arg-type]
         (state(equity=95000), order(), "state.equity"),  # type: ignore[arg-type]
-        (state(positions=[Position(id="p", symbol="EURUSD", side="buy", size=1.5)]), order(),  # type: ignore[arg-type]
-         "state.positions[0].size"),
+        (
+            state(positions=[Position(id="p", symbol="EURUSD", side="buy", size=1.5)]),
+            order(),  # type: ignore[arg-type]
+            "state.positions[0].size",
+        ),
         (state(), order(size=1.0), "order.size"),
         (state(), order(at="2026-05-12T10:00:00Z"), "order.at"),
     ],
@@ -345,3 +424,18 @@ def test_wrong_python_types_are_named(st: AccountState, od: Order, field: str) -
     with pytest.raises(EvaluationError) as info:
         Engine(FTMO).check(st, od)
     assert info.value.field == field
+
+
+def test_hand_built_profiles_are_checked_at_compile_time() -> None:
+    import msgspec
+
+    from signalos_core import ProfileSchemaError
+
+    base = FTMO.rules[0]
+    for bad in (
+        msgspec.structs.replace(base, kind="nope"),
+        msgspec.structs.replace(base, params={"pct": "five"}),
+        msgspec.structs.replace(base, breach_when=None),
+    ):
+        with pytest.raises(ProfileSchemaError, match=base.id):
+            Engine(msgspec.structs.replace(FTMO, rules=[bad]))

@@ -43,8 +43,10 @@ def ids(result: object) -> list[str]:
 DAILY = "  - {id: t.daily, kind: daily_loss, outcome: breach, breach_when: %s, params: {pct: 5, base: %s}}\n"
 
 
-@pytest.mark.parametrize(("cmp", "equity", "fires"), [("lt", "95000", False), ("lt", "94999.99", True),
-                                                      ("le", "95000", True), ("le", "95000.01", False)])
+@pytest.mark.parametrize(
+    ("cmp", "equity", "fires"),
+    [("lt", "95000", False), ("lt", "94999.99", True), ("le", "95000", True), ("le", "95000.01", False)],
+)
 def test_daily_loss_comparator_at_the_exact_floor(engine_for: Build, cmp: str, equity: str, fires: bool) -> None:
     engine = engine_for(DAILY % (cmp, "balance_at_boundary"))
     snap = DaySnapshot(at=dt.datetime(2026, 5, 11, 22, tzinfo=UTC), balance=D(100000))
@@ -65,8 +67,11 @@ def test_daily_loss_bases(engine_for: Build) -> None:
     e_strict = engine_for(stricter % "stricter").check(state(equity=D("96900"), day_start=snap), order())
     assert e_strict.fired[0].threshold == D(97000)
     missing = engine_for(DAILY % ("le", "equity_at_boundary")).check(
-        state(equity=D(99000), positions=[Position(id="p", symbol="EURUSD", side="buy", size=D(1),
-                                                    floating_pnl=D(-1000))]), order())
+        state(
+            equity=D(99000), positions=[Position(id="p", symbol="EURUSD", side="buy", size=D(1), floating_pnl=D(-1000))]
+        ),
+        order(),
+    )
     assert missing.fired[0].reason == "missing_input"
     assert missing.fired[0].missing_field == "state.day_start.equity"
 
@@ -74,8 +79,15 @@ def test_daily_loss_bases(engine_for: Build) -> None:
 def test_stale_snapshot_rebuilds_base_from_closed_trades(engine_for: Build) -> None:
     engine = engine_for(DAILY % ("lt", "balance_at_boundary"))
     old = DaySnapshot(at=dt.datetime(2026, 5, 10, 22, tzinfo=UTC), balance=D(100000))
-    trade = ClosedTrade(id="c", symbol="EURUSD", side="buy", size=D(1), net_pnl=D(2000),
-                        closed_at=dt.datetime(2026, 5, 12, 8, tzinfo=UTC), opened_at=dt.datetime(2026, 5, 12, 7, tzinfo=UTC))
+    trade = ClosedTrade(
+        id="c",
+        symbol="EURUSD",
+        side="buy",
+        size=D(1),
+        net_pnl=D(2000),
+        closed_at=dt.datetime(2026, 5, 12, 8, tzinfo=UTC),
+        opened_at=dt.datetime(2026, 5, 12, 7, tzinfo=UTC),
+    )
     decision = engine.check(state(balance=D(104000), equity=D(96999), day_start=old, closed_trades=[trade]), order())
     assert decision.fired[0].base == D(102000)
     assert decision.fired[0].threshold == D(97000)
@@ -83,7 +95,9 @@ def test_stale_snapshot_rebuilds_base_from_closed_trades(engine_for: Build) -> N
 
 
 def test_warn_thresholds(engine_for: Build) -> None:
-    rules = "  - {id: t.max, kind: max_loss, outcome: breach, breach_when: lt, warn_at: [0.8, 0.9], params: {pct: 10}}\n"
+    rules = (
+        "  - {id: t.max, kind: max_loss, outcome: breach, breach_when: lt, warn_at: [0.8, 0.9], params: {pct: 10}}\n"
+    )
     engine = engine_for(rules)
     warned = engine.check(state(equity=D(91000)), order())
     assert warned.allowed
@@ -104,16 +118,25 @@ def test_warn_outcome_rule_does_not_block(engine_for: Build) -> None:
 
 @pytest.mark.parametrize(
     ("trail_on", "stop_at", "expected_floor"),
-    [("eod_balance", "initial", D(100000)), ("eod_balance", "none", D(104000)),
-     ("closed_balance", "initial", D(100000)), ("equity", "none", D(105000))],
+    [
+        ("eod_balance", "initial", D(100000)),
+        ("eod_balance", "none", D(104000)),
+        ("closed_balance", "initial", D(100000)),
+        ("equity", "none", D(105000)),
+    ],
 )
 def test_trailing_kinds(engine_for: Build, trail_on: str, stop_at: str, expected_floor: D) -> None:
-    rules = ("  - {id: t.trail, kind: trailing_max_loss, outcome: breach, breach_when: le, "
-             f"params: {{amount: 6000, trail_on: {trail_on}, stop_at: {stop_at}}}}}\n")
-    st = state(balance=D(108000), equity=D(111000), day_start=DaySnapshot(at=dt.datetime(2026, 5, 11, 22, tzinfo=UTC),
-                                                                          balance=D(108000)),
-               eod_balances=[EodBalance(day=dt.date(2026, 5, 8), balance=D(110000))],
-               high_water=HighWaterMarks(closed_balance=D(109000), equity=D(110500)))
+    rules = (
+        "  - {id: t.trail, kind: trailing_max_loss, outcome: breach, breach_when: le, "
+        f"params: {{amount: 6000, trail_on: {trail_on}, stop_at: {stop_at}}}}}\n"
+    )
+    st = state(
+        balance=D(108000),
+        equity=D(111000),
+        day_start=DaySnapshot(at=dt.datetime(2026, 5, 11, 22, tzinfo=UTC), balance=D(108000)),
+        eod_balances=[EodBalance(day=dt.date(2026, 5, 8), balance=D(110000))],
+        high_water=HighWaterMarks(closed_balance=D(109000), equity=D(110500)),
+    )
     decision = engine_for(rules).check(st, order())
     row = decision.evaluated[0]
     assert row.threshold == expected_floor
@@ -121,16 +144,20 @@ def test_trailing_kinds(engine_for: Build, trail_on: str, stop_at: str, expected
 
 
 def test_e8_trailing_before_lock(engine_for: Build) -> None:
-    rules = ("  - {id: t.trail, kind: trailing_max_loss, outcome: breach, breach_when: lt, "
-             "params: {pct: 6, trail_on: closed_balance, stop_at: initial}}\n")
+    rules = (
+        "  - {id: t.trail, kind: trailing_max_loss, outcome: breach, breach_when: lt, "
+        "params: {pct: 6, trail_on: closed_balance, stop_at: initial}}\n"
+    )
     decision = engine_for(rules).check(state(balance=D(103000), equity=D("96999.99")), order())
     assert decision.fired[0].threshold == D(97000)
     assert not decision.allowed
 
 
 def test_leverage_cap_classes_and_missing(engine_for: Build) -> None:
-    rules = ("  - {id: t.fx, kind: leverage_cap, outcome: deny, breach_when: gt, params: {regime: esma, classes: [non_major_fx], max_leverage: 20}}\n"
-             "  - {id: t.nfa, kind: leverage_cap, outcome: deny, breach_when: gt, params: {regime: nfa, classes: [nfa_major], max_leverage: 50}}\n")
+    rules = (
+        "  - {id: t.fx, kind: leverage_cap, outcome: deny, breach_when: gt, params: {regime: esma, classes: [non_major_fx], max_leverage: 20}}\n"
+        "  - {id: t.nfa, kind: leverage_cap, outcome: deny, breach_when: gt, params: {regime: nfa, classes: [nfa_major], max_leverage: 50}}\n"
+    )
     engine = engine_for(rules)
     denied = engine.check(state(), order(symbol="AUDUSD", requested_leverage=D(30)))
     assert ids(denied) == ["t.fx"]
@@ -143,8 +170,10 @@ def test_leverage_cap_classes_and_missing(engine_for: Build) -> None:
 
 
 def test_margin_close_out_and_negative_balance(engine_for: Build) -> None:
-    rules = ("  - {id: t.mco, kind: margin_close_out, outcome: breach, terminal: false, breach_when: le, params: {pct: 50}}\n"
-             "  - {id: t.nbp, kind: negative_balance, outcome: breach, terminal: false}\n")
+    rules = (
+        "  - {id: t.mco, kind: margin_close_out, outcome: breach, terminal: false, breach_when: le, params: {pct: 50}}\n"
+        "  - {id: t.nbp, kind: negative_balance, outcome: breach, terminal: false}\n"
+    )
     engine = engine_for(rules)
     pos = Position(id="p", symbol="EURUSD", side="buy", size=D(1), margin=D(2000), floating_pnl=D(-2000))
     enf = engine.observe(state(balance=D(3000), positions=[pos]), EquityUpdate(at=T0, equity=D(1000)))
@@ -153,15 +182,18 @@ def test_margin_close_out_and_negative_balance(engine_for: Build) -> None:
     assert enf.next_state.locks == []
     neg = engine.observe(state(balance=D(3000), positions=[pos]), EquityUpdate(at=T0, equity=D(-5)))
     assert set(neg.rule_ids) == {"t.mco", "t.nbp"}
-    nomargin = engine.observe(state(positions=[Position(id="p", symbol="EURUSD", side="buy", size=D(1))]),
-                              EquityUpdate(at=T0, equity=D(1)))
+    nomargin = engine.observe(
+        state(positions=[Position(id="p", symbol="EURUSD", side="buy", size=D(1))]), EquityUpdate(at=T0, equity=D(1))
+    )
     assert nomargin.warnings[0].reason == "missing_input"
 
 
 def test_size_limits_and_scaling_plan(engine_for: Build) -> None:
-    rules = ("  - {id: t.size, kind: max_position_size, outcome: deny, breach_when: gt, params: {max: 5, unit: contracts, micro_weight: 0.1}}\n"
-             "  - id: t.scale\n    kind: scaling_plan\n    outcome: deny\n    breach_when: gt\n"
-             "    params: {tiers: [{max: 2}, {above: 1500, max: 3}, {above: 2000, max: 5}]}\n")
+    rules = (
+        "  - {id: t.size, kind: max_position_size, outcome: deny, breach_when: gt, params: {max: 5, unit: contracts, micro_weight: 0.1}}\n"
+        "  - id: t.scale\n    kind: scaling_plan\n    outcome: deny\n    breach_when: gt\n"
+        "    params: {tiers: [{max: 2}, {above: 1500, max: 3}, {above: 2000, max: 5}]}\n"
+    )
     engine = engine_for(rules, tz="America/Chicago", at="17:00")
     held = [Position(id="a", symbol="ESM6", side="buy", size=D(2))]
     base = DaySnapshot(at=dt.datetime(2026, 5, 11, 22, tzinfo=UTC), balance=D(101500))
@@ -183,8 +215,10 @@ def msgspec_replace(obj: DaySnapshot, **kw: object) -> DaySnapshot:
 
 
 def test_stop_loss_and_risk(engine_for: Build) -> None:
-    rules = ("  - {id: t.sl, kind: stop_loss_required, outcome: breach, terminal: false, flatten: false, params: {grace_seconds: 180}}\n"
-             "  - {id: t.risk, kind: max_risk_per_position, outcome: breach, terminal: false, breach_when: gt, params: {pct: 2}}\n")
+    rules = (
+        "  - {id: t.sl, kind: stop_loss_required, outcome: breach, terminal: false, flatten: false, params: {grace_seconds: 180}}\n"
+        "  - {id: t.risk, kind: max_risk_per_position, outcome: breach, terminal: false, breach_when: gt, params: {pct: 2}}\n"
+    )
     engine = engine_for(rules)
     assert set(ids(engine.check(state(), order(stop_loss=None, price=D("1.1"))))) == {"t.sl", "t.risk"}
     exact = engine.check(state(), order(size=D(2), price=D("1.10000"), stop_loss=D("1.09000")))
@@ -194,8 +228,13 @@ def test_stop_loss_and_risk(engine_for: Build) -> None:
     jpy = engine.check(state(), order(symbol="USDJPY", size=D(1), price=D(150), stop_loss=D(147)))
     assert jpy.allowed
     assert jpy.evaluated[-1].measured == D(2000)
-    assert engine.check(state(), order(symbol="EURGBP", price=D("0.85"), stop_loss=D("0.84"))).fired[0].missing_field == "order.quote_to_account"
-    naked = Position(id="n", symbol="EURUSD", side="buy", size=D(1), entry=D("1.1"), opened_at=T0 - dt.timedelta(minutes=5))
+    assert (
+        engine.check(state(), order(symbol="EURGBP", price=D("0.85"), stop_loss=D("0.84"))).fired[0].missing_field
+        == "order.quote_to_account"
+    )
+    naked = Position(
+        id="n", symbol="EURUSD", side="buy", size=D(1), entry=D("1.1"), opened_at=T0 - dt.timedelta(minutes=5)
+    )
     enf = engine.observe(state(positions=[naked]), EquityUpdate(at=T0, equity=D(100000)))
     assert "t.sl" in enf.rule_ids
     assert enf.warnings[0].missing_field == "state.positions[0].stop_loss"
@@ -204,8 +243,10 @@ def test_stop_loss_and_risk(engine_for: Build) -> None:
 
 
 def test_hedging_and_fifo(engine_for: Build) -> None:
-    rules = ("  - {id: t.hedge, kind: no_hedging, outcome: deny, params: {mode: deny}}\n"
-             "  - {id: t.fifo, kind: fifo_close, outcome: deny, params: {same_size_exception: true}}\n")
+    rules = (
+        "  - {id: t.hedge, kind: no_hedging, outcome: deny, params: {mode: deny}}\n"
+        "  - {id: t.fifo, kind: fifo_close, outcome: deny, params: {same_size_exception: true}}\n"
+    )
     engine = engine_for(rules)
     old = Position(id="A", symbol="EURUSD", side="buy", size=D(1), opened_at=T0 - dt.timedelta(hours=3))
     mid = Position(id="B", symbol="EURUSD", side="buy", size=D(2), opened_at=T0 - dt.timedelta(hours=2))
@@ -227,9 +268,11 @@ def test_hedging_and_fifo(engine_for: Build) -> None:
 
 
 def test_allowed_instruments_trading_hours_and_intraday_margin(engine_for: Build) -> None:
-    rules = ("  - {id: t.allow, kind: allowed_instruments, outcome: deny, params: {asset_classes: [fx, metal]}}\n"
-             "  - {id: t.hours, kind: trading_hours, outcome: deny, params: {timezone: America/New_York, windows: [{days: [mon, tue, wed, thu, fri], start: \"09:30\", end: \"16:00\"}]}}\n"
-             "  - {id: t.im, kind: intraday_margin, outcome: deny, breach_when: lt}\n")
+    rules = (
+        "  - {id: t.allow, kind: allowed_instruments, outcome: deny, params: {asset_classes: [fx, metal]}}\n"
+        '  - {id: t.hours, kind: trading_hours, outcome: deny, params: {timezone: America/New_York, windows: [{days: [mon, tue, wed, thu, fri], start: "09:30", end: "16:00"}]}}\n'
+        "  - {id: t.im, kind: intraday_margin, outcome: deny, breach_when: lt}\n"
+    )
     engine = engine_for(rules)
     at = dt.datetime(2026, 5, 12, 13, 30, tzinfo=UTC)  # 09:30 New York (EDT)
     ok = state(maintenance_margin=D(50000))
@@ -242,8 +285,10 @@ def test_allowed_instruments_trading_hours_and_intraday_margin(engine_for: Build
 
 
 def test_news_window_edges(engine_for: Build) -> None:
-    rules = ("  - {id: t.news, kind: news_blackout, outcome: breach, terminal: false, breach_when: %s, "
-             "params: {minutes_before: 2, minutes_after: 2}}\n")
+    rules = (
+        "  - {id: t.news, kind: news_blackout, outcome: breach, terminal: false, breach_when: %s, "
+        "params: {minutes_before: 2, minutes_after: 2}}\n"
+    )
     release = dt.datetime(2026, 6, 5, 12, 30, tzinfo=UTC)
     cal = [NewsEvent(event="NFP", release_at=release, targeted_instruments=["EURUSD"])]
     st = state(news_calendar=cal)
@@ -252,8 +297,16 @@ def test_news_window_edges(engine_for: Build) -> None:
     assert engine_for(rules % "lt").check(st, order(at=edge)).allowed
     assert engine_for(rules % "le").check(st, order(at=edge + dt.timedelta(seconds=1))).allowed
     assert ids(engine_for(rules % "le").check(st, order(at=release, intent="close", side="sell"))) == ["t.news"]
-    fill = Fill(at=release, symbol="EURUSD", side="sell", size=D(1), price=D("1.1"), action="close",
-                net_pnl=D(10), trigger="stop_loss")
+    fill = Fill(
+        at=release,
+        symbol="EURUSD",
+        side="sell",
+        size=D(1),
+        price=D("1.1"),
+        action="close",
+        net_pnl=D(10),
+        trigger="stop_loss",
+    )
     held = Position(id="p", symbol="EURUSD", side="buy", size=D(1), opened_at=release - dt.timedelta(hours=1))
     enf = engine_for(rules % "le").observe(state(news_calendar=cal, positions=[held]), fill)
     assert enf.rule_ids == ["t.news"]
@@ -262,15 +315,25 @@ def test_news_window_edges(engine_for: Build) -> None:
 
 
 def test_close_by_time_across_dst(engine_for: Build) -> None:
-    rules = "  - {id: t.flat, kind: close_by_time, outcome: breach, terminal: false, params: {timezone: America/Chicago, flat_by: \"15:10\", reopen_at: \"17:00\"}}\n"
+    rules = '  - {id: t.flat, kind: close_by_time, outcome: breach, terminal: false, params: {timezone: America/Chicago, flat_by: "15:10", reopen_at: "17:00"}}\n'
     engine = engine_for(rules, tz="America/Chicago", at="17:00")
     pos = Position(id="p", symbol="ESH6", side="buy", size=D(1), opened_at=dt.datetime(2026, 3, 9, 19, tzinfo=UTC))
     before_dst = dt.datetime(2026, 3, 6, 21, 15, tzinfo=UTC)  # 15:15 CST
-    after_dst = dt.datetime(2026, 3, 9, 20, 15, tzinfo=UTC)   # 15:15 CDT
-    assert engine.observe(state(positions=[pos]), ClockEvent(at=before_dst, event="position_time_check")).outcome == "breach"
-    assert engine.observe(state(positions=[pos]), ClockEvent(at=after_dst, event="position_time_check")).outcome == "breach"
-    assert engine.observe(state(positions=[pos]), ClockEvent(at=after_dst - dt.timedelta(minutes=10),
-                                                             event="position_time_check")).outcome == "allow"
+    after_dst = dt.datetime(2026, 3, 9, 20, 15, tzinfo=UTC)  # 15:15 CDT
+    assert (
+        engine.observe(state(positions=[pos]), ClockEvent(at=before_dst, event="position_time_check")).outcome
+        == "breach"
+    )
+    assert (
+        engine.observe(state(positions=[pos]), ClockEvent(at=after_dst, event="position_time_check")).outcome
+        == "breach"
+    )
+    assert (
+        engine.observe(
+            state(positions=[pos]), ClockEvent(at=after_dst - dt.timedelta(minutes=10), event="position_time_check")
+        ).outcome
+        == "allow"
+    )
     assert ids(engine.check(state(), order(symbol="ESH6", at=after_dst))) == ["t.flat"]
 
 
@@ -278,18 +341,28 @@ def test_weekend_close_and_market_break(engine_for: Build) -> None:
     engine = engine_for("  - {id: t.wk, kind: weekend_close, outcome: breach, terminal: false}\n")
     pos = Position(id="p", symbol="EURUSD", side="buy", size=D(1))
     assert engine.observe(state(positions=[pos]), ClockEvent(at=T0, event="market_break")).outcome == "breach"
-    assert engine.observe(state(positions=[pos]), ClockEvent(at=T0, event="weekend_market_close",
-                                                             instruments_closing=["XAUUSD"])).outcome == "allow"
+    assert (
+        engine.observe(
+            state(positions=[pos]), ClockEvent(at=T0, event="weekend_market_close", instruments_closing=["XAUUSD"])
+        ).outcome
+        == "allow"
+    )
     assert engine.observe(state(), ClockEvent(at=T0, event="weekend_market_close")).outcome == "allow"
 
 
 def test_pattern_day_trader_counts_business_days(engine_for: Build) -> None:
-    rules = ("  - {id: t.pdt, kind: pattern_day_trader, outcome: warn, params: {holidays: [2026-04-03]}}\n"
-             "  - {id: t.eq, kind: pdt_min_equity, outcome: deny, breach_when: lt, params: {holidays: [2026-04-03]}}\n")
+    rules = (
+        "  - {id: t.pdt, kind: pattern_day_trader, outcome: warn, params: {holidays: [2026-04-03]}}\n"
+        "  - {id: t.eq, kind: pdt_min_equity, outcome: deny, breach_when: lt, params: {holidays: [2026-04-03]}}\n"
+    )
     engine = engine_for(rules, tz="America/New_York")
     at = dt.datetime(2026, 4, 7, 19, 30, tzinfo=UTC)
-    held = Position(id="p", symbol="AAPL", side="buy", size=D(100), opened_at=dt.datetime(2026, 4, 7, 14, 5, tzinfo=UTC))
-    trades = [DayTrade(date=dt.date(2026, 3, d), symbol="X") for d in (30, 31)] + [DayTrade(date=dt.date(2026, 4, 1), symbol="Y")]
+    held = Position(
+        id="p", symbol="AAPL", side="buy", size=D(100), opened_at=dt.datetime(2026, 4, 7, 14, 5, tzinfo=UTC)
+    )
+    trades = [DayTrade(date=dt.date(2026, 3, d), symbol="X") for d in (30, 31)] + [
+        DayTrade(date=dt.date(2026, 4, 1), symbol="Y")
+    ]
     st = state(positions=[held], day_trades=trades, total_trades_in_window=10, equity_prior_close=D(24000))
     sell = order(symbol="AAPL", side="sell", size=D(100), at=at, intent="close")
     decision = engine.check(st, sell)
@@ -309,28 +382,48 @@ def test_pattern_day_trader_counts_business_days(engine_for: Build) -> None:
 
 
 def test_objectives(engine_for: Build) -> None:
-    rules = ("  - {id: t.pt, kind: profit_target, outcome: objective, params: {amount: 5000}}\n"
-             "  - {id: t.days, kind: min_trading_days, outcome: objective, params: {days: 2}}\n"
-             "  - {id: t.best, kind: best_day_ratio, outcome: objective, breach_when: le, params: {max_share_pct: 50}}\n")
+    rules = (
+        "  - {id: t.pt, kind: profit_target, outcome: objective, params: {amount: 5000}}\n"
+        "  - {id: t.days, kind: min_trading_days, outcome: objective, params: {days: 2}}\n"
+        "  - {id: t.best, kind: best_day_ratio, outcome: objective, breach_when: le, params: {max_share_pct: 50}}\n"
+    )
     engine = engine_for(rules)
-    trades = [ClosedTrade(id=str(i), symbol="EURUSD", side="buy", size=D(1), net_pnl=D(2500),
-                          closed_at=dt.datetime(2026, 5, 10 + i, 12, tzinfo=UTC),
-                          opened_at=dt.datetime(2026, 5, 10 + i, 11, tzinfo=UTC)) for i in range(2)]
+    trades = [
+        ClosedTrade(
+            id=str(i),
+            symbol="EURUSD",
+            side="buy",
+            size=D(1),
+            net_pnl=D(2500),
+            closed_at=dt.datetime(2026, 5, 10 + i, 12, tzinfo=UTC),
+            opened_at=dt.datetime(2026, 5, 10 + i, 11, tzinfo=UTC),
+        )
+        for i in range(2)
+    ]
     statuses = {s.rule_id: s.status for s in engine.objectives(state(balance=D(105000), closed_trades=trades), T0)}
     assert statuses == {"t.pt": "met", "t.days": "met", "t.best": "met"}
     open_pos = [Position(id="p", symbol="EURUSD", side="buy", size=D(1), opened_at=T0)]
-    statuses = {s.rule_id: s.status for s in engine.objectives(
-        state(balance=D(105000), positions=open_pos, daily_pnl=[DailyPnl(day=dt.date(2026, 5, 1), pnl=D(5000))]), T0)}
+    statuses = {
+        s.rule_id: s.status
+        for s in engine.objectives(
+            state(balance=D(105000), positions=open_pos, daily_pnl=[DailyPnl(day=dt.date(2026, 5, 1), pnl=D(5000))]), T0
+        )
+    }
     assert statuses == {"t.pt": "not_met", "t.days": "not_met", "t.best": "not_met"}
 
 
 def test_day_base_from_previous_eod_balance(engine_for: Build) -> None:
-    rules = ("  - id: t.scale\n    kind: scaling_plan\n    outcome: deny\n    breach_when: gt\n"
-             "    params: {tiers: [{max: 2}, {above: 1500, max: 3}, {above: 2000, max: 5}]}\n")
+    rules = (
+        "  - id: t.scale\n    kind: scaling_plan\n    outcome: deny\n    breach_when: gt\n"
+        "    params: {tiers: [{max: 2}, {above: 1500, max: 3}, {above: 2000, max: 5}]}\n"
+    )
     engine = engine_for(rules, tz="America/Chicago", at="17:00")
     at = dt.datetime(2026, 5, 13, 15, 0, tzinfo=UTC)  # 10:00 CDT, session of 2026-05-13
-    st = state(balance=D(52200), eod_balances=[EodBalance(day=dt.date(2026, 5, 12), balance=D(51600))],
-               initial_balance=D(50000))
+    st = state(
+        balance=D(52200),
+        eod_balances=[EodBalance(day=dt.date(2026, 5, 12), balance=D(51600))],
+        initial_balance=D(50000),
+    )
     allowed = engine.check(st, order(symbol="ESM6", size=D(3), at=at))
     assert allowed.allowed
     assert allowed.evaluated[0].threshold == D(3)

@@ -84,8 +84,9 @@ def issues_of_override(params: dict[str, str]) -> list[ProfileIssue]:
 
 
 def test_every_error_reported_at_once_with_positions_and_suggestions() -> None:
-    text = GOOD.replace("    kind: max_loss", "    kind: max_los").replace("    outcome: breach\n    breach_when: lt",
-                                                                              "    outcom: breach\n    breach_when: lt")
+    text = GOOD.replace("    kind: max_loss", "    kind: max_los").replace(
+        "    outcome: breach\n    breach_when: lt", "    outcom: breach\n    breach_when: lt"
+    )
     text = text.replace("effective_from:", "efective_from:")
     found = issues_of(text)
     by_msg = {i.message: i for i in found}
@@ -147,7 +148,7 @@ def test_unquoted_time_in_day_boundary_is_caught() -> None:
 
 
 def test_duplicate_keys_and_rule_ids() -> None:
-    text = GOOD.replace("version: \"1\"\n", "version: \"1\"\nversion: \"2\"\n").replace("id: acme.max", "id: acme.daily")
+    text = GOOD.replace('version: "1"\n', 'version: "1"\nversion: "2"\n').replace("id: acme.max", "id: acme.daily")
     found = issues_of(text)
     assert any("duplicate key 'version'" in i.message for i in found)
     assert any("duplicate rule id 'acme.daily'" in i.message for i in found)
@@ -166,11 +167,13 @@ def test_comparator_and_outcome_consistency() -> None:
 
 def test_bad_structure_and_values() -> None:
     assert issues_of("- just\n- a list\n")[0].message == "a profile must be a YAML mapping"
-    text = GOOD.replace("timezone: Europe/Prague", "timezone: Mars/Olympus").replace("version: \"1\"", "version: 1")
+    text = GOOD.replace("timezone: Europe/Prague", "timezone: Mars/Olympus").replace('version: "1"', "version: 1")
     found = issues_of(text)
     assert any("unknown IANA timezone" in i.message for i in found)
     assert any(i.path == "version" for i in found)
-    assert any("rules must be a list" in i.message for i in issues_of(GOOD.split("rules:", maxsplit=1)[0] + "rules: 5\n"))
+    assert any(
+        "rules must be a list" in i.message for i in issues_of(GOOD.split("rules:", maxsplit=1)[0] + "rules: 5\n")
+    )
     assert any("a rule must be a mapping" in i.message for i in issues_of(GOOD + "  - 7\n"))
     bad_ref = GOOD.replace('"${dd}"', '"${dd ** 2}"')
     assert any("bad parameter reference" in i.message for i in issues_of(bad_ref))
@@ -191,9 +194,9 @@ def test_extends_overrides_parameters_and_rules(tmp_path: Path) -> None:
     (tmp_path / "base.yaml").write_text(GOOD)
     child = tmp_path / "child.yaml"
     child.write_text(
-        "id: acme-funded\nversion: \"2\"\neffective_from: 2026-02-01\nextends: acme-eval\n"
+        'id: acme-funded\nversion: "2"\neffective_from: 2026-02-01\nextends: acme-eval\n'
         "parameters: {account_size: {default: 50000}}\nremove_rules: [acme.daily]\n"
-        "day_boundary: {timezone: America/Chicago, at: \"17:00\"}\n"
+        'day_boundary: {timezone: America/Chicago, at: "17:00"}\n'
         "rules:\n  - {id: acme.max, kind: max_loss, outcome: breach, breach_when: lt, params: {pct: 4}}\n"
     )
     profile = load_profile(child)
@@ -281,9 +284,14 @@ def issues_of_override_text(text: str, params: dict[str, str]) -> list[object]:
 def test_parameter_expression_errors() -> None:
     assert any("division by zero" in i.message for i in issues_of(TYPED.replace("${size / 2}", "${size / 0}")))
     assert any("is not a number" in i.message for i in issues_of(TYPED.replace("${size - 1}", "${label - 1}")))
-    assert any(i.path.startswith("parameters.size") for i in issues_of(TYPED.replace("{type: money, default: 1000}",
-                                                                                     "{type: cash}")))
-    bad_kind = TYPED + "  - {id: t.x, kind: 7, outcome: deny}\n  - {id: t.y, kind: max_loss, outcome: deny, breach_when: lt, params: [1]}\n"
+    assert any(
+        i.path.startswith("parameters.size")
+        for i in issues_of(TYPED.replace("{type: money, default: 1000}", "{type: cash}"))
+    )
+    bad_kind = (
+        TYPED
+        + "  - {id: t.x, kind: 7, outcome: deny}\n  - {id: t.y, kind: max_loss, outcome: deny, breach_when: lt, params: [1]}\n"
+    )
     found = issues_of(bad_kind)
     assert any("unknown rule kind 7" in i.message for i in found)
     assert any("params must be a mapping" in i.message for i in found)
@@ -291,8 +299,10 @@ def test_parameter_expression_errors() -> None:
 
 def test_sibling_file_can_extend_a_builtin(tmp_path: Path) -> None:
     child = tmp_path / "mine.yaml"
-    child.write_text('id: my-ftmo\nversion: "1"\neffective_from: 2026-01-01\nextends: ftmo-2step-challenge\n'
-                     'parameters: {account_size: {default: 200000}}\nday_boundary: {timezone: Europe/Prague}\n')
+    child.write_text(
+        'id: my-ftmo\nversion: "1"\neffective_from: 2026-01-01\nextends: ftmo-2step-challenge\n'
+        "parameters: {account_size: {default: 200000}}\nday_boundary: {timezone: Europe/Prague}\n"
+    )
     profile = load_profile(child)
     assert profile.parameters["account_size"].default == 200000
     assert len(profile.rules) == 4
@@ -302,7 +312,8 @@ def test_extends_cycle_is_reported(tmp_path: Path) -> None:
     for name, parent in (("a", "b"), ("b", "a")):
         (tmp_path / f"{name}.yaml").write_text(
             f'id: {name}\nversion: "1"\neffective_from: 2026-01-01\nextends: {parent}\n'
-            "day_boundary: {timezone: UTC}\nrules: []\n")
+            "day_boundary: {timezone: UTC}\nrules: []\n"
+        )
     with pytest.raises(ProfileSchemaError, match="too deep"):
         load_profile(tmp_path / "a.yaml")
 

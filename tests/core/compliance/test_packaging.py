@@ -16,9 +16,22 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.mark.slow
 def test_wheel_carries_rulesets_and_finds_them(tmp_path: Path) -> None:
     built = subprocess.run(  # noqa: S603 - our own interpreter building our own checkout
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w",
-         str(tmp_path / "dist")],
-        capture_output=True, text=True, timeout=240, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     if built.returncode != 0:  # pragma: no cover - depends on the build backend being installed
         pytest.skip(f"cannot build a wheel here: {built.stderr[-300:]}")
@@ -31,8 +44,12 @@ def test_wheel_carries_rulesets_and_finds_them(tmp_path: Path) -> None:
         "print(json.dumps([str(builtin_rulesets_dir()), len(list_builtin_profiles())]))"
     )
     out = subprocess.run(  # noqa: S603 - our own interpreter and probe
-        [sys.executable, "-c", probe, str(site)], capture_output=True, text=True, timeout=120,
-        cwd=tmp_path, check=True,
+        [sys.executable, "-c", probe, str(site)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=True,
     )
     folder, count = json.loads(out.stdout)
     assert folder.startswith(str(site))

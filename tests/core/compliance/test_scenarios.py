@@ -57,8 +57,15 @@ PROFILES = {
     "finra_pdt": "finra-pdt-legacy",
     "finra_4210_intraday_2026": "finra-intraday-2026",
 }
-BACKENDS = ["python", pytest.param("durable", marks=pytest.mark.skipif(
-    available_backends()["durable"] is not None, reason="durable-rules cannot be imported on this Python"))]
+BACKENDS = [
+    "python",
+    pytest.param(
+        "durable",
+        marks=pytest.mark.skipif(
+            available_backends()["durable"] is not None, reason="durable-rules cannot be imported on this Python"
+        ),
+    ),
+]
 
 
 def _load() -> dict[str, Any]:
@@ -107,18 +114,33 @@ def _first(raw: dict[str, Any], *keys: str) -> Any:
 
 
 def _position(p: dict[str, Any]) -> Position:
-    return Position(id=str(p.get("id", p.get("ticket", p["symbol"]))), symbol=p["symbol"], side=p.get("side", "buy"),
-                    size=_size(p), entry=D(p.get("entry")), stop_loss=D(p.get("stop_loss")),
-                    take_profit=D(p.get("take_profit")), mark=D(p.get("mark")), floating_pnl=D(p.get("floating_pnl")),
-                    margin=D(_first(p, "margin", "initial_margin")),
-                    opened_at=T(p["opened_at"]) if p.get("opened_at") else None)
+    return Position(
+        id=str(p.get("id", p.get("ticket", p["symbol"]))),
+        symbol=p["symbol"],
+        side=p.get("side", "buy"),
+        size=_size(p),
+        entry=D(p.get("entry")),
+        stop_loss=D(p.get("stop_loss")),
+        take_profit=D(p.get("take_profit")),
+        mark=D(p.get("mark")),
+        floating_pnl=D(p.get("floating_pnl")),
+        margin=D(_first(p, "margin", "initial_margin")),
+        opened_at=T(p["opened_at"]) if p.get("opened_at") else None,
+    )
 
 
 def _trade(t: dict[str, Any]) -> ClosedTrade:
-    return ClosedTrade(id=str(t.get("id", t["symbol"])), symbol=t["symbol"], side=t.get("side", "buy"), size=_size(t),
-                       net_pnl=Decimal(str(_first(t, "net_pnl", "pnl"))), closed_at=T(t["closed_at"]),
-                       opened_at=T(t["opened_at"]) if t.get("opened_at") else None, entry=D(t.get("entry")),
-                       exit=D(t.get("exit")))
+    return ClosedTrade(
+        id=str(t.get("id", t["symbol"])),
+        symbol=t["symbol"],
+        side=t.get("side", "buy"),
+        size=_size(t),
+        net_pnl=Decimal(str(_first(t, "net_pnl", "pnl"))),
+        closed_at=T(t["closed_at"]),
+        opened_at=T(t["opened_at"]) if t.get("opened_at") else None,
+        entry=D(t.get("entry")),
+        exit=D(t.get("exit")),
+    )
 
 
 def _day_start(raw: dict[str, Any], initial: Decimal | None, clock_at: dt.datetime | None) -> DaySnapshot | None:
@@ -136,38 +158,65 @@ def build_state(raw: dict[str, Any], profile_key: str, engine: Engine | None = N
     balance = _first(raw, "balance", "equity", "equity_prior_close") or 0
     as_of = T(raw["as_of"])
     start = engine.clock.current_start(as_of) if engine is not None else None
-    locks = [Lock(rule_id=p["rule"], kind="breach" if p.get("outcome") == "breach" else "lock", since=T(p["at"]),
-                  until=T(p["lock_until"]) if p.get("lock_until") else None)
-             for p in raw.get("prior_decisions", []) if p.get("outcome") in ("lock", "breach")]
+    locks = [
+        Lock(
+            rule_id=p["rule"],
+            kind="breach" if p.get("outcome") == "breach" else "lock",
+            since=T(p["at"]),
+            until=T(p["lock_until"]) if p.get("lock_until") else None,
+        )
+        for p in raw.get("prior_decisions", [])
+        if p.get("outcome") in ("lock", "breach")
+    ]
     return AccountState(
         balance=Decimal(str(balance)),
         equity=D(raw.get("equity")),
         as_of=as_of,
         initial_balance=initial,
         positions=[_position(p) for p in raw.get("open_positions", [])],
-        closed_trades=[_trade(t) for key in ("closed_since_reopen", "closed_trades", "closed_today")
-                       for t in raw.get(key, [])],
+        closed_trades=[
+            _trade(t) for key in ("closed_since_reopen", "closed_trades", "closed_today") for t in raw.get(key, [])
+        ],
         day_start=_day_start(raw, initial, start),
-        eod_balances=[EodBalance(day=_day(e["day"]), balance=Decimal(str(e["balance"])))
-                      for e in raw.get("eod_balance_history", [])],
-        daily_pnl=[DailyPnl(day=_day(e["day"]), pnl=Decimal(str(e["pnl"])))
-                   for e in raw.get("daily_profit", raw.get("daily_pnl", []))],
+        eod_balances=[
+            EodBalance(day=_day(e["day"]), balance=Decimal(str(e["balance"])))
+            for e in raw.get("eod_balance_history", [])
+        ],
+        daily_pnl=[
+            DailyPnl(day=_day(e["day"]), pnl=Decimal(str(e["pnl"])))
+            for e in raw.get("daily_profit", raw.get("daily_pnl", []))
+        ],
         high_water=HighWaterMarks(
-            closed_balance=D(_first(raw, "high_water_mark_closed_balance", "hwm_closed_balance", "high_water_mark",
-                                    "closed_balance_high")),
-            equity=D(_first(raw, "equity_high_water_mark", "peak_equity", "equity_high"))),
+            closed_balance=D(
+                _first(
+                    raw,
+                    "high_water_mark_closed_balance",
+                    "hwm_closed_balance",
+                    "high_water_mark",
+                    "closed_balance_high",
+                )
+            ),
+            equity=D(_first(raw, "equity_high_water_mark", "peak_equity", "equity_high")),
+        ),
         trading_days=[_day(d) for d in raw.get("trading_days", [])],
         day_trades=[DayTrade(date=_day(d["date"]), symbol=d["symbol"]) for d in raw.get("day_trades", [])],
         total_trades_in_window=raw.get("total_trades_in_window"),
         market_holidays=[_day(d) for d in raw.get("market_holidays", [])],
-        news_calendar=[NewsEvent(event=n["event"], release_at=T(n["release_at"]), restricted=n.get("restricted", True),
-                                 targeted_instruments=n.get("targeted_instruments", []))
-                       for n in raw.get("news_calendar", [])],
+        news_calendar=[
+            NewsEvent(
+                event=n["event"],
+                release_at=T(n["release_at"]),
+                restricted=n.get("restricted", True),
+                targeted_instruments=n.get("targeted_instruments", []),
+            )
+            for n in raw.get("news_calendar", [])
+        ],
         account_type=raw.get("account_type", "margin"),
         equity_prior_close=D(raw.get("equity_prior_close")),
         total_initial_margin=D(raw.get("total_initial_margin")),
-        maintenance_margin=D(_first(raw, "maintenance_margin", "maintenance_requirement",
-                                    "intraday_margin_requirement")),
+        maintenance_margin=D(
+            _first(raw, "maintenance_margin", "maintenance_requirement", "intraday_margin_requirement")
+        ),
         locks=locks,
     )
 
@@ -178,33 +227,55 @@ def run(engine: Engine, state: AccountState, action: dict[str, Any]) -> Decision
     kind = action["type"]
     if kind in ("new_order", "close_position", "close_order", "close", "modify_order"):
         closing = kind != "new_order" or str(action.get("intent", "")).startswith(("close", "reduce"))
-        order = Order(symbol=action["symbol"], side=action["side"], size=_size(action), at=at,
-                      order_type=action.get("order_type", "market") if action.get("order_type") in
-                      ("market", "limit", "stop") else "market",
-                      price=D(_first(action, "expected_entry", "price", "entry")),
-                      stop_loss=D(action.get("stop_loss")), take_profit=D(action.get("take_profit")),
-                      requested_leverage=D(action.get("requested_leverage")),
-                      margin_requirement=D(_first(action, "margin_requirement", "additional_margin")),
-                      quote_to_account=D(action.get("quote_to_account")),
-                      position_id=_first(action, "position_id", "ticket", "close_ticket", "closes"),
-                      same_size_request=bool(_first(action, "same_size_request", "customer_request_same_size")),
-                      intent="close" if closing else "open")
+        order = Order(
+            symbol=action["symbol"],
+            side=action["side"],
+            size=_size(action),
+            at=at,
+            order_type=action.get("order_type", "market")
+            if action.get("order_type") in ("market", "limit", "stop")
+            else "market",
+            price=D(_first(action, "expected_entry", "price", "entry")),
+            stop_loss=D(action.get("stop_loss")),
+            take_profit=D(action.get("take_profit")),
+            requested_leverage=D(action.get("requested_leverage")),
+            margin_requirement=D(_first(action, "margin_requirement", "additional_margin")),
+            quote_to_account=D(action.get("quote_to_account")),
+            position_id=_first(action, "position_id", "ticket", "close_ticket", "closes"),
+            same_size_request=bool(_first(action, "same_size_request", "customer_request_same_size")),
+            intent="close" if closing else "open",
+        )
         return engine.check(state, order)
     if kind == "equity_update":
-        return engine.observe(state, EquityUpdate(at=at, equity=Decimal(str(action["equity"])),
-                                                  balance=D(action.get("balance"))))
+        return engine.observe(
+            state, EquityUpdate(at=at, equity=Decimal(str(action["equity"])), balance=D(action.get("balance")))
+        )
     if kind in ("fill", "sl_fill", "tp_fill", "stop_loss_fill", "take_profit_fill", "pending_activation"):
-        trigger = {"sl_fill": "stop_loss", "stop_loss_fill": "stop_loss", "tp_fill": "take_profit",
-                   "take_profit_fill": "take_profit", "pending_activation": "pending"}.get(kind,
-                                                                                         action.get("trigger", "market"))
-        return engine.observe(state, Fill(
-            at=at, symbol=action["symbol"], side=action["side"], size=_size(action),
-            price=Decimal(str(_first(action, "price", "fill_price", "exit", "entry"))),
-            action="close" if action.get("net_pnl") is not None or action.get("position_id") else "open",
-            position_id=action.get("position_id"), net_pnl=D(action.get("net_pnl")), trigger=trigger))
+        trigger = {
+            "sl_fill": "stop_loss",
+            "stop_loss_fill": "stop_loss",
+            "tp_fill": "take_profit",
+            "take_profit_fill": "take_profit",
+            "pending_activation": "pending",
+        }.get(kind, action.get("trigger", "market"))
+        return engine.observe(
+            state,
+            Fill(
+                at=at,
+                symbol=action["symbol"],
+                side=action["side"],
+                size=_size(action),
+                price=Decimal(str(_first(action, "price", "fill_price", "exit", "entry"))),
+                action="close" if action.get("net_pnl") is not None or action.get("position_id") else "open",
+                position_id=action.get("position_id"),
+                net_pnl=D(action.get("net_pnl")),
+                trigger=trigger,
+            ),
+        )
     assert kind == "clock", action
-    return engine.observe(state, ClockEvent(at=at, event=action["event"],
-                                            instruments_closing=action.get("instruments_closing", [])))
+    return engine.observe(
+        state, ClockEvent(at=at, event=action["event"], instruments_closing=action.get("instruments_closing", []))
+    )
 
 
 def violated(result: Decision | Enforcement) -> set[str]:
