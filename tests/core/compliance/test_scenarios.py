@@ -70,7 +70,7 @@ BACKENDS = [
 
 def _load() -> dict[str, Any]:
     if not SOURCE.exists():  # pragma: no cover - both copies missing is a broken checkout
-        pytest.skip(f"scenario file not found at {SHARED} nor {COPY}")
+        pytest.skip(f"scenario file not found at {SHARED} nor {COPY}", allow_module_level=True)
     data: dict[str, Any] = yaml.safe_load(SOURCE.read_text("utf-8"))
     return data
 
