@@ -15,6 +15,7 @@ the ``(chain_id, sequence)`` key is unique, so two writers can never fork a chai
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,20 @@ AUDIT_SCHEMA_VERSION = "1"
 _SCAN_BATCH = 500
 
 
+class LRU(OrderedDict[str, ChainHead]):
+    """A small least-recently-used mapping of chain heads."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: str, value: ChainHead) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
 class ChainConflict(Exception):  # noqa: N818 - a control-flow signal for the retry loop, not an error to show
     """Another writer moved the chain head first; the caller retries its whole transaction."""
 
@@ -78,8 +93,12 @@ class DatabaseAuditLog:
     ``key`` makes new records HMAC-keyed (then verification needs the same key).
     """
 
-    def __init__(self, *, key: bytes | None = None) -> None:
+    def __init__(self, *, key: bytes | None = None, head_cache: int = 10_000) -> None:
         self.key = key
+        # Last appended head per chain. A cached head is only a guess: the head row moves with a compare-and-
+        # set on its sequence, so a stale guess (rolled back, or another replica appended) fails and is
+        # re-read. It saves a query per append on the hot path.
+        self._heads: LRU = LRU(head_cache)
 
     async def ensure_schema_marker(self, db: AsyncSession) -> None:
         """Insert the ``audit_meta`` schema row if it is missing (the CLI recognises the tables by it)."""
@@ -89,7 +108,9 @@ class DatabaseAuditLog:
 
     async def append(self, db: AsyncSession, entry: AuditEntry, *, now: datetime) -> AuditRecord:
         """Seal ``entry`` after its chain's head and write record and head (commit is the caller's)."""
-        head = await self.head(db, entry.chain_id, for_update=True)
+        head = self._heads.get(entry.chain_id)
+        if head is None:
+            head = await self.head(db, entry.chain_id, for_update=True)
         sequence, prev_hash = (head.sequence + 1, head.hash) if head else (0, GENESIS_HASH)
         record = seal(entry, sequence=sequence, prev_hash=prev_hash, recorded_at=now, key=self.key)
         try:
@@ -106,9 +127,12 @@ class DatabaseAuditLog:
                 )
                 if moved.rowcount != 1:  # type: ignore[attr-defined]
                     raise ChainConflict(record.chain_id)
-        except IntegrityError as exc:
-            # The transaction is now unusable; the caller rolls back and retries it from the start.
+        except (IntegrityError, ChainConflict) as exc:
+            # The cached head was stale (another replica appended) or the transaction lost a race: forget the
+            # head; the caller rolls back and retries the whole transaction, reading the head afresh.
+            self._heads.pop(record.chain_id, None)
             raise ChainConflict(record.chain_id) from exc
+        self._heads[record.chain_id] = ChainHead(chain_id=record.chain_id, sequence=sequence, hash=record.hash)
         return record
 
     async def head(self, db: AsyncSession, chain_id: str, *, for_update: bool = False) -> ChainHead | None:

@@ -80,7 +80,8 @@ async def provide_queries(
     db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]
 ) -> ComplianceQueries:
     """Dependency: the compliance services on the request's database session."""
-    return ComplianceQueries(db_session, request.app.state.compliance_audit, request.app.state.compliance_engines)
+    state = request.app.state
+    return ComplianceQueries(db_session, state.compliance_audit, state.compliance_engines, state.compliance_locks)
 
 
 def _mode_out(account: TradingAccount) -> ModeOut | None:

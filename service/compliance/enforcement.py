@@ -21,6 +21,7 @@ import asyncio
 import datetime as dt
 import random
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -50,7 +51,7 @@ from signalos_core import EvaluationError
 from signalos_core.audit import AuditEntry
 from signalos_core.compliance import AccountState, ClockEvent, Decision, Enforcement, Engine, Event, Fill, Order
 
-__all__ = ["MAX_ATTEMPTS", "EnforcementService", "FeedResult", "StaleState", "account_status"]
+__all__ = ["MAX_ATTEMPTS", "AccountLocks", "EnforcementService", "FeedResult", "StaleState", "account_status"]
 
 register_problem("no_mode", 409, "No compliance mode", "The account has no compliance mode; choose one first.")
 register_problem(
@@ -67,6 +68,25 @@ _LOSS_KINDS = {"daily_loss": "daily", "max_loss": "max", "trailing_max_loss": "m
 
 class StaleState(Exception):  # noqa: N818 - a retry signal, never shown to a client
     """Another writer changed the account between our read and our write."""
+
+
+class AccountLocks:
+    """In-process per-account locks (one registry per app, i.e. per event loop).
+
+    Requests of one replica for the same account queue here instead of racing into the database and
+    retrying; across replicas the database (row lock or version check) still decides.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[UUID, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def get(self, account_id: UUID) -> asyncio.Lock:
+        """The lock of ``account_id`` (created on first use, dropped when nobody holds a reference)."""
+        lock = self._locks.get(account_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[account_id] = lock
+        return lock
 
 
 class FeedResult(msgspec.Struct, kw_only=True):
@@ -98,14 +118,21 @@ def _rules_of(result: Decision | Enforcement) -> list[dict[str, Any]]:
 class EnforcementService:
     """Engine calls under the per-account serialisation, with state persistence and audit records."""
 
-    def __init__(self, db: AsyncSession, audit: DatabaseAuditLog, engines: EngineCache) -> None:
+    def __init__(
+        self, db: AsyncSession, audit: DatabaseAuditLog, engines: EngineCache, locks: AccountLocks | None = None
+    ) -> None:
         self.db = db
         self.audit = audit
+        self.locks = locks or AccountLocks()
         self.accounts = ComplianceService(db, audit, engines)
 
     # ---------------------------------------------------------------------------------------- serialising
     async def serialised(self, account_id: UUID, work: Callable[[TradingAccount], Awaitable[T]]) -> T:
         """Run ``work`` on a freshly read (and on PostgreSQL row-locked) account, commit, retry on conflict."""
+        async with self.locks.get(account_id):
+            return await self._serialised(account_id, work)
+
+    async def _serialised(self, account_id: UUID, work: Callable[[TradingAccount], Awaitable[T]]) -> T:
         postgres = self.db.get_bind().dialect.name == "postgresql"
         for attempt in range(MAX_ATTEMPTS):
             try:
@@ -156,6 +183,11 @@ class EnforcementService:
         account.status = status
         return state
 
+    def _visible(self, user: CurrentUser, account: TradingAccount) -> None:
+        # Checked on the row read under the lock: one query fewer on the hot path than a separate lookup.
+        if not self.accounts.can_view(user, account):
+            raise ProblemError("not_found", detail="No such trading account")
+
     async def _engine(self, account: TradingAccount) -> tuple[ResolvedProfile, Engine]:
         mode = await self.accounts.current_mode(account)
         if mode is None:
@@ -171,13 +203,13 @@ class EnforcementService:
     # --------------------------------------------------------------------------------------------- checks
     async def check(self, user: CurrentUser, account_id: UUID, order: Order) -> tuple[Decision, int, ResolvedProfile]:
         """Pre-trade decision; an allowed opening order is reserved; every decision is audited."""
-        await self.accounts.get_account(user, account_id)
 
         async def work(account: TradingAccount) -> tuple[Decision, int, ResolvedProfile]:
+            self._visible(user, account)
             mode, engine = await self._engine(account)
             now = dt.datetime.now(dt.UTC)
             state = ensure_day_start(engine, decode_state(account.state), order.at)
-            checked = state_for_check(state, now)
+            checked = state_for_check(state, now, order.id)
             try:
                 decision = engine.check(checked, order)
             except EvaluationError as exc:
@@ -199,9 +231,9 @@ class EnforcementService:
     # ----------------------------------------------------------------------------------------------- feed
     async def feed(self, user: CurrentUser, account_id: UUID, events: list[Event]) -> FeedResult:
         """Apply feed events in order; persist the state, equity points and one audit record per event."""
-        await self.accounts.get_account(user, account_id)
 
         async def work(account: TradingAccount) -> FeedResult:
+            self._visible(user, account)
             _mode, engine = await self._engine(account)
             now = dt.datetime.now(dt.UTC)
             state = decode_state(account.state)

@@ -130,6 +130,11 @@ class EngineCache:
         self._lock = threading.Lock()
         self._engines: OrderedDict[tuple[str, bytes], Engine] = OrderedDict()
 
+    def peek(self, identity: str, params: Mapping[str, Any]) -> Engine | None:
+        """The cached engine, or None."""
+        with self._lock:
+            return self._engines.get((identity, canonical_json(dict(params))))
+
     def get(self, identity: str, params: Mapping[str, Any], build: Any) -> Engine:
         """The engine for ``identity`` + ``params``, compiling it with ``build()`` (a Profile) on a miss."""
         key = (identity, canonical_json(dict(params)))
@@ -185,13 +190,15 @@ def _live_reservations(state: AccountState, now: dt.datetime) -> list[PendingOrd
     ]
 
 
-def state_for_check(state: AccountState, now: dt.datetime) -> AccountState:
+def state_for_check(state: AccountState, now: dt.datetime, order_id: str = "") -> AccountState:
     """The state an order is checked against: reserved (allowed, unfilled) orders count as open positions.
 
     The engine measures exposure on positions only; counting reservations is what stops two concurrent
-    orders from both fitting a limit only one of them fits.
+    orders from both fitting a limit only one of them fits. A re-check of the same order id does not count
+    its own earlier reservation.
     """
-    reserved = [o for o in _live_reservations(state, now) if o.id.startswith("rsv:")]
+    own = f"rsv:{order_id}" if order_id else None
+    reserved = [o for o in _live_reservations(state, now) if o.id.startswith("rsv:") and o.id != own]
     if not reserved:
         return state
     extra = [
@@ -205,8 +212,9 @@ def state_for_check(state: AccountState, now: dt.datetime) -> AccountState:
 
 
 def reserve(state: AccountState, order: Order, reservation_id: str, now: dt.datetime) -> AccountState:
-    """Record an allowed opening order as a reservation (expired reservations are dropped on the way)."""
-    pending = _live_reservations(state, now)
+    """Record an allowed opening order as a reservation, replacing an earlier one with the same id (expired
+    reservations are dropped on the way)."""
+    pending = [o for o in _live_reservations(state, now) if o.id != f"rsv:{reservation_id}"]
     pending.append(
         PendingOrder(
             id=f"rsv:{reservation_id}", symbol=order.symbol, side=order.side, size=order.size, price=order.price,

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.compliance.audit import DatabaseAuditLog
-from service.compliance.enforcement import EnforcementService
+from service.compliance.enforcement import AccountLocks, EnforcementService
 from service.compliance.engine import EngineCache, decode_state
 from service.compliance.models import ClockJob, TradingAccount
 from signalos_core.compliance import ClockEvent, Profile
@@ -142,7 +142,9 @@ class ClockScheduler:
         engines: EngineCache,
         *,
         replica: str | None = None,
+        locks: AccountLocks | None = None,
     ) -> None:
+        self.locks = locks or AccountLocks()
         self.sessionmaker = sessionmaker
         self.audit = audit
         self.engines = engines
@@ -167,7 +169,7 @@ class ClockScheduler:
 
     async def _account(self, account_id: UUID, since: dt.datetime, now: dt.datetime) -> list[tuple[UUID, DueEvent]]:
         async with self.sessionmaker() as db:
-            service = EnforcementService(db, self.audit, self.engines)
+            service = EnforcementService(db, self.audit, self.engines, self.locks)
             account = await db.get(TradingAccount, account_id)
             mode = await service.accounts.current_mode(account) if account is not None else None
             if account is None or mode is None:
@@ -231,13 +233,19 @@ async def compliance_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Attach the audit log, the engine cache and the clock scheduler; run the scheduler's loop."""
     app.state.compliance_audit = DatabaseAuditLog()
     app.state.compliance_engines = EngineCache()
+    app.state.compliance_locks = AccountLocks()
     try:
         async with app.state.sessionmaker() as db:
             await app.state.compliance_audit.ensure_schema_marker(db)
             await db.commit()
     except SQLAlchemyError as exc:  # not migrated yet: /ready reports it; the marker is written next start
         _log.warning("audit_marker_skipped", exc_type=type(exc).__name__)
-    scheduler = ClockScheduler(app.state.sessionmaker, app.state.compliance_audit, app.state.compliance_engines)
+    scheduler = ClockScheduler(
+        app.state.sessionmaker,
+        app.state.compliance_audit,
+        app.state.compliance_engines,
+        locks=app.state.compliance_locks,
+    )
     app.state.compliance_scheduler = scheduler
     interval = clock_interval()
     task: asyncio.Task[None] | None = None

@@ -87,6 +87,8 @@ class ResolvedProfile(msgspec.Struct, frozen=True, kw_only=True):
     def load(self) -> Profile:
         """Load the profile with the account's parameters."""
         if self.yaml_text is None:
+            if self.row_id is not None:  # pragma: no cover - current_mode reads the YAML when not cached
+                raise RuntimeError(f"profile version {self.row_id} has no YAML loaded")
             return load_builtin(self.profile_id, self.params)
         return load_profile_text(self.yaml_text, self.params)
 
@@ -236,15 +238,20 @@ class ComplianceService:
         if account.mode_profile_id is None or account.mode_source is None or account.mode_version is None:
             return None
         yaml_text = None
+        params = dict(account.mode_params or {})
         identity = f"builtin:{account.mode_profile_id}:{account.mode_version}"
         if account.mode_profile_row is not None:
-            row = await self.db.get(ComplianceProfile, account.mode_profile_row)
-            if row is None:  # pragma: no cover - the foreign key is RESTRICT
-                raise ProblemError("profile_not_found", detail="The account's profile version is gone")
-            yaml_text, identity = row.yaml_text, f"row:{row.id}:{row.content_hash}"
+            # A version in use never changes, so its id identifies the compiled engine; the YAML is read
+            # only when the engine is not cached yet (the hot path of every check does no profile query).
+            identity = f"row:{account.mode_profile_row}"
+            if self.engines.peek(identity, params) is None:
+                row = await self.db.get(ComplianceProfile, account.mode_profile_row)
+                if row is None:  # pragma: no cover - the foreign key is RESTRICT
+                    raise ProblemError("profile_not_found", detail="The account's profile version is gone")
+                yaml_text = row.yaml_text
         return ResolvedProfile(
             source=account.mode_source, kind=account.mode_kind or "", profile_id=account.mode_profile_id,
-            version=account.mode_version, params=dict(account.mode_params or {}), identity=identity,
+            version=account.mode_version, params=params, identity=identity,
             row_id=account.mode_profile_row, yaml_text=yaml_text,
         )  # fmt: skip
 
