@@ -36,6 +36,7 @@ from service.onboarding.models import (
     OnboardingStepState,
     OnboardingSubmission,
 )
+from service.onboarding.profiles import known_profile, risk_suggestions
 from service.onboarding.providers import marketplace_providers
 from service.onboarding.schemas import DiagnosisOut, OnboardingStateOut, StepStateOut, SubmitOut
 from service.problems import ProblemError, register_problem
@@ -293,7 +294,13 @@ class OnboardingService:
             records[step_id] = record
         if touch and now - progress.last_activity_at >= _ACTIVITY_RESOLUTION:
             progress.last_activity_at = now
-        view = engine.view(records, facts, started_at=progress.started_at)
+        compliance = records.get("compliance")
+        view = engine.view(
+            records,
+            facts,
+            started_at=progress.started_at,
+            extra_suggestions=risk_suggestions(compliance.answers if compliance else None),
+        )
         if view.completed and progress.completed_at is None:
             final = records.get(engine.workflow.steps[-1].id)
             progress.completed_at = final.completed_at if final else now
@@ -345,6 +352,8 @@ class OnboardingService:
         if replay is not None:
             return replay
         now = datetime.now(UTC)
+        if not skip and step_id == "compliance":
+            await self._check_profile(user, answers)
         engine, facts, progress, rows, _ = await self._view(user, now, touch=False)
         records = {k: record_from_row(row) for k, row in rows.items()}
         providers = self.runtime.providers(user, self.db) if self.runtime.providers else None
@@ -387,6 +396,18 @@ class OnboardingService:
             )
         await self._flush()
         return out
+
+    async def _check_profile(self, user: CurrentUser, answers: dict[str, Any]) -> None:
+        profile_id = answers.get("profile_id")
+        if answers.get("mode") != "prop_firm" or not isinstance(profile_id, str):
+            return  # the form's own validation reports a missing or mistyped profile
+        if not await known_profile(self.db, profile_id, user.id, user.firm_id):
+            message = "unknown profile: choose a built-in one (GET /api/compliance/builtin-profiles) or your firm's"
+            raise ProblemError(
+                "validation_error",
+                detail="step compliance: invalid answers (profile_id)",
+                extra={"errors": [{"field": "profile_id", "message": message}], "step_id": "compliance"},
+            )
 
     async def test_connection(self, user: CurrentUser, step_id: str, answers: dict[str, Any]) -> DiagnosisOut:
         """Test a connection on demand (nothing is stored)."""

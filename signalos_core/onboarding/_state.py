@@ -179,8 +179,19 @@ class OnboardingEngine:
                 )
         return found
 
-    def view(self, records: Mapping[str, StepRecord], facts: Facts, *, started_at: datetime) -> OnboardingView:
-        """The user's state: each step's status, blockers, suggestions, timings and the overall progress."""
+    def view(
+        self,
+        records: Mapping[str, StepRecord],
+        facts: Facts,
+        *,
+        started_at: datetime,
+        extra_suggestions: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> OnboardingView:
+        """The user's state: each step's status, blockers, suggestions, timings and the overall progress.
+
+        ``extra_suggestions`` (step id -> field -> value) override the workflow's own suggestions, e.g. limits
+        the service derives from the chosen compliance profile and account size.
+        """
         statuses = self._effective(records, facts)
         earlier = {step_id: record.answers for step_id, record in records.items()}
         steps: list[StepView] = []
@@ -198,9 +209,14 @@ class OnboardingEngine:
             spent = None
             if completed_at is not None and available_at is not None:
                 spent = max((completed_at - available_at).total_seconds(), 0.0)
-            suggested = {**suggest_defaults(step, earlier)}
+            # Constants < the answers under review < values derived from (changed) earlier answers.
+            defaults = suggest_defaults(step, earlier)
+            derived = {s.field for s in step.suggest if s.source is not None}
+            suggested = {k: v for k, v in defaults.items() if k not in derived}
             if record and record.status == "needs_review":
                 suggested.update({k: v for k, v in record.answers.items() if k not in step.secret_fields()})
+            suggested.update({k: v for k, v in defaults.items() if k in derived})
+            suggested.update((extra_suggestions or {}).get(step.id, {}))
             steps.append(
                 StepView(
                     id=step.id,

@@ -41,7 +41,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "enable_2fa": {"code": "123456"},
     "signal_source": {"kind": "telegram", "channel": "@signals_room", "bot_token": TELEGRAM_TOKEN},
     "broker": {"kind": "paper", "starting_balance": "100000", "currency": "USD"},
-    "compliance": {"mode": "prop_firm", "profile_id": "ftmo-2step", "account_size": "100000"},
+    "compliance": {"mode": "prop_firm", "profile_id": "ftmo-2step-challenge", "account_size": "100000"},
     "risk_settings": {"lot_sizing": "fixed", "fixed_lots": "0.10", "max_lots": "1.00", "daily_loss_limit": "5000"},
     "paper_test_trade": {"symbol": "EURUSD", "side": "buy", "lots": "0.10", "price": "1.08512"},
     "done": {},
@@ -240,11 +240,11 @@ def test_suggestions_from_earlier_answers(engine: OnboardingEngine) -> None:
     for step_id in ("profile", "verify_email", "signal_source", "broker"):
         run.submit(step_id)
     assert run.step("compliance").suggested == {"account_size": "100000"}
-    run.submit("compliance", {"mode": "prop_firm", "profile_id": "ftmo-2step", "account_size": "250000"})
+    run.submit("compliance", {"mode": "prop_firm", "profile_id": "ftmo-2step-challenge", "account_size": "250000"})
     suggested = run.step("risk_settings").suggested
     assert suggested["max_lots"] == "2.50"
     assert suggested["daily_loss_limit"] == "12500.00"
-    run.submit("compliance", {"mode": "prop_firm", "profile_id": "ftmo-2step", "account_size": "500"})
+    run.submit("compliance", {"mode": "prop_firm", "profile_id": "ftmo-2step-challenge", "account_size": "500"})
     assert run.step("risk_settings").suggested["max_lots"] == "0.01"  # floor at the minimum lot
     run.submit("compliance", {"mode": "regulatory", "regime": "esma_retail"})
     assert "max_lots" not in run.step("risk_settings").suggested  # no size: no guess

@@ -21,7 +21,7 @@ from tests.core.onboarding.conftest import (
 
 PROFILE = {"display_name": "Alice", "timezone": "Europe/London", "experience": "intermediate"}
 SOURCE = {"kind": "telegram", "channel": "@signals_room", "bot_token": TELEGRAM_TOKEN}
-COMPLIANCE = {"mode": "prop_firm", "profile_id": "ftmo-2step", "account_size": "100000"}
+COMPLIANCE = {"mode": "prop_firm", "profile_id": "ftmo-2step-challenge", "account_size": "100000"}
 RISK = {"lot_sizing": "fixed", "fixed_lots": "0.10", "max_lots": "1.00", "daily_loss_limit": "5000.00"}
 TRADE = {"symbol": "EURUSD", "side": "buy", "lots": "0.10", "price": "1.08512"}
 
@@ -147,11 +147,20 @@ def test_go_back_and_change(client: TestClient[Litestar], trader: dict[str, Any]
         ("risk_settings", RISK),
     ):
         assert submit(client, headers, step, answers).status_code == 200
+    unknown = submit(client, headers, "compliance", {**COMPLIANCE, "profile_id": "no-such-firm"})
+    assert unknown.status_code == 400
+    assert unknown.json()["errors"][0]["field"] == "profile_id"
     changed = submit(client, headers, "compliance", {**COMPLIANCE, "account_size": "25000"}).json()
     assert changed["invalidated"] == ["risk_settings"]
     state = changed["state"]
     assert step_of(state, "risk_settings")["status"] == "needs_review"
-    assert step_of(state, "risk_settings")["suggested"]["max_lots"] == "1.00"  # previous answer kept to confirm
+    review = step_of(state, "risk_settings")["suggested"]
+    assert review["fixed_lots"] == "0.10"  # the previous answer, to confirm in one click
+    assert review["max_lots"] == "0.25"  # derived again from the new account size
+    # the chosen profile's own daily loss rule beats the generic 5 %: E8 One allows 3 % a day
+    e8 = submit(client, headers, "compliance", {**COMPLIANCE, "profile_id": "e8-one", "account_size": "25000"})
+    assert e8.status_code == 200, e8.text
+    assert step_of(e8.json()["state"], "risk_settings")["suggested"]["daily_loss_limit"] == "750.00"
     assert state["current_step"] == "signal_source"  # the first open step in order (it was never done)
     too_big = submit(client, headers, "risk_settings", {**RISK, "fixed_lots": "2"})
     assert too_big.json()["errors"] == [{"field": "fixed_lots", "message": "must be at most max_lots (1.00)"}]
