@@ -37,9 +37,13 @@ class _Limit(_Params, frozen=True, kw_only=True):
 class DailyLossParams(_Limit, frozen=True, kw_only=True):
     """Params of ``daily_loss``."""
 
-    base: Literal["balance_at_boundary", "equity_at_boundary", "max_balance_equity_at_boundary", "initial_balance"] = (
-        "balance_at_boundary"
-    )
+    base: Literal[
+        "balance_at_boundary",
+        "equity_at_boundary",
+        "max_balance_equity_at_boundary",
+        "initial_balance",
+        "initial_plus_realized",
+    ] = "balance_at_boundary"
     pct_of: Literal["initial", "base", "stricter"] = "initial"
     measured_on: Literal["equity", "balance"] = "equity"
 
@@ -92,7 +96,9 @@ def daily_loss(ctx: Ctx, p: DailyLossParams, phase: Phase) -> Measure | Missing 
     """Equity (or balance) against a floor of *day base − limit*, reset at the profile's day boundary.
 
     ``base``: ``balance_at_boundary`` (FTMO, E8, FundedNext: floating P/L at the boundary ignored),
-    ``equity_at_boundary``, ``max_balance_equity_at_boundary`` (The5ers), ``initial_balance``. The limit is
+    ``equity_at_boundary``, ``max_balance_equity_at_boundary`` (The5ers), ``initial_balance``, or
+    ``initial_plus_realized`` (initial balance plus the P/L realised since the boundary: the allowance grows
+    with the day's realised profit and every day starts again from the initial balance). The limit is
     ``amount`` or ``pct`` of the initial balance (``pct_of: base`` takes it of the day base; ``stricter`` the
     higher of both floors). Intraday realised profit raises the balance but not the floor, which is how
     FundedNext's "realised profit adds to the allowance" works out.
@@ -105,10 +111,14 @@ def daily_loss(ctx: Ctx, p: DailyLossParams, phase: Phase) -> Measure | Missing 
     elif p.base == "max_balance_equity_at_boundary":
         base = None if bal is None or eq is None else max(bal, eq)
         label = "max(balance, equity) at day start"
+    elif p.base == "initial_plus_realized":
+        initial = ctx.initial
+        base = None if initial is None else initial + ctx.realized_today()
+        label = "initial balance + P/L realised today"
     else:
         base, label = ctx.initial, "initial balance"
     if base is None:
-        return Missing("state.day_start.equity" if p.base != "initial_balance" else "state.initial_balance")
+        return Missing("state.initial_balance" if p.base.startswith("initial") else "state.day_start.equity")
     measured = _measured(ctx, p.measured_on)
     if measured is None:
         return Missing("state.equity")

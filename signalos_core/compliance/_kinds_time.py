@@ -36,9 +36,15 @@ class NewsBlackoutParams(_Params, frozen=True, kw_only=True):
 
 
 class WeekendCloseParams(_Params, frozen=True, kw_only=True):
-    """Params of ``weekend_close``."""
+    """Params of ``weekend_close``; with ``timezone`` + ``close_at`` the weekly closed period is also known
+    without a clock event (local wall time, so it follows DST)."""
 
     include_market_breaks: bool = True
+    timezone: str | None = None
+    close_day: Weekday = "fri"
+    close_at: HHMM | None = None
+    reopen_day: Weekday = "sun"
+    reopen_at: HHMM = "23:00"
 
 
 class CloseByTimeParams(_Params, frozen=True, kw_only=True):
@@ -117,19 +123,40 @@ def news_blackout(ctx: Ctx, p: NewsBlackoutParams, phase: Phase) -> Measure | Mi
     )
 
 
-@register("weekend_close", WeekendCloseParams, phases=("monitor",), slots=(Slot("open", "gt"),))
+def _in_weekend(at: dt.datetime, p: WeekendCloseParams) -> bool:
+    """Whether ``at`` lies in the weekly closed period [close_day close_at, reopen_day reopen_at) local time."""
+    if p.timezone is None or p.close_at is None:
+        return False
+    local = at.astimezone(zone(p.timezone))
+    minute = local.weekday() * 1440 + local.hour * 60 + local.minute
+    close_t, reopen_t = parse_hhmm(p.close_at), parse_hhmm(p.reopen_at)
+    start = _DAYS.index(p.close_day) * 1440 + close_t.hour * 60 + close_t.minute
+    end = _DAYS.index(p.reopen_day) * 1440 + reopen_t.hour * 60 + reopen_t.minute
+    return start <= minute < end if start < end else (minute >= start or minute < end)
+
+
+@register("weekend_close", WeekendCloseParams, phases=("pre_trade", "monitor"), slots=(Slot("open", "gt"),))
 def weekend_close(ctx: Ctx, p: WeekendCloseParams, phase: Phase) -> Measure | Missing | None:
     """Positions must be closed before the weekend market close (and breaks > 2 h if ``include_market_breaks``).
 
     Fires on a ``weekend_market_close`` (or ``market_break``) clock event while positions in the closing
-    instruments (all, if the event lists none) are still open.
+    instruments (all, if the event lists none) are still open. With ``timezone`` and ``close_at`` (and
+    ``close_day``, ``reopen_day``, ``reopen_at``) it also fires on any event inside the weekly closed period
+    while positions are open, and refuses opening orders there.
     """
+    if phase == "pre_trade":
+        order = ctx.order
+        if order is None or order.intent != "open" or not _in_weekend(order.at, p):
+            return None
+        return Measure(metrics=(Metric(_ONE, _ZERO, "orders opened over the weekend", "allowed", money=False),))
     event = ctx.event
-    if not isinstance(event, ClockEvent):
+    closing: set[str] = set()
+    if isinstance(event, ClockEvent) and (
+        event.event == "weekend_market_close" or (p.include_market_breaks and event.event == "market_break")
+    ):
+        closing = set(event.instruments_closing)
+    elif not _in_weekend(ctx.at, p):
         return None
-    if event.event != "weekend_market_close" and not (p.include_market_breaks and event.event == "market_break"):
-        return None
-    closing = set(event.instruments_closing)
     count = sum(1 for pos in ctx.state.positions if not closing or pos.symbol in closing)
     return Measure(metrics=(Metric(Decimal(count), _ZERO, "open positions at the close", "allowed", money=False),))
 

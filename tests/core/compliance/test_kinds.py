@@ -428,3 +428,33 @@ def test_day_base_from_previous_eod_balance(engine_for: Build) -> None:
     assert allowed.allowed
     assert allowed.evaluated[0].threshold == D(3)
     assert [f.rule_id for f in engine.check(st, order(symbol="ESM6", size=D(4), at=at)).fired] == ["t.scale"]
+
+
+def test_weekend_window_in_local_time(engine_for: Build) -> None:
+    rules = (
+        "  - {id: t.wk, kind: weekend_close, outcome: breach, terminal: false, params: {timezone: Europe/Prague,"
+        ' close_day: fri, close_at: "22:50", reopen_day: sun, reopen_at: "23:05"}}\n'
+    )
+    engine = engine_for(rules)
+    friday_late = dt.datetime(2026, 6, 5, 20, 55, tzinfo=UTC)  # 22:55 CEST
+    pos = Position(id="p", symbol="EURUSD", side="buy", size=D(1))
+    assert engine.observe(state(positions=[pos]), EquityUpdate(at=friday_late, equity=D(100000))).outcome == "breach"
+    early = friday_late - dt.timedelta(minutes=10)
+    assert engine.observe(state(positions=[pos]), EquityUpdate(at=early, equity=D(100000))).outcome == "allow"
+    assert [f.rule_id for f in engine.check(state(), order(at=friday_late)).fired] == ["t.wk"]
+    assert engine.check(state(), order(at=friday_late, intent="close", side="sell")).allowed
+    monday = dt.datetime(2026, 6, 8, 8, 0, tzinfo=UTC)
+    assert engine.check(state(), order(at=monday)).allowed
+
+
+def test_daily_loss_initial_plus_realized(engine_for: Build) -> None:
+    rules = (
+        "  - {id: t.d, kind: daily_loss, outcome: breach, breach_when: lt,"
+        " params: {amount: 5000, base: initial_plus_realized}}\n"
+    )
+    trade = ClosedTrade(
+        id="c", symbol="EURUSD", side="buy", size=D(1), net_pnl=D(2000), closed_at=T0 - dt.timedelta(hours=1)
+    )
+    decision = engine_for(rules).check(state(balance=D(102000), equity=D("96999.99"), closed_trades=[trade]), order())
+    assert decision.fired[0].base == D(102000)
+    assert decision.fired[0].threshold == D(97000)
