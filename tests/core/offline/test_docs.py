@@ -15,7 +15,7 @@ PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", GUIDE, flags=re.DOTALL)
 
 
 def test_the_guide_has_examples() -> None:
-    assert len(PYTHON_BLOCKS) >= 2
+    assert len(PYTHON_BLOCKS) >= 3
 
 
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
