@@ -7,8 +7,10 @@ process if ``delete_state`` is called for a session that only ever saw an unhand
 
 - one process-wide ``Host`` created lazily, every call under one module lock (the GIL is never released);
 - rulesets registered as a deep copy under a versioned name (no API unregisters a name);
-- facts are fixed-point integers: ``measured − threshold`` scaled by 10⁹ and rounded *away from zero*, so the
-  sign (the only thing a comparator looks at) is exact and no exponent float is ever sent;
+- facts are fixed-point integers: each condition's measured value and threshold on one exact common decimal
+  scale (never an exponent float), compared field against field by durable-rules; numbers too large for
+  64-bit integers fall back to their difference scaled by 10⁹ and rounded *away from zero*, whose sign (all a
+  comparator looks at) stays exact;
 - facts, not events (an event fires one rule only), with a fresh ``uuid4`` sid per evaluation and
   ``delete_state`` in ``finally``; a catch-all rule guarantees every assert is handled, which keeps the session
   deletable and the 1024-session cap unreachable;
@@ -27,7 +29,7 @@ from typing import Any
 
 from signalos_core._errors import EngineError
 
-__all__ = ["DurableRuleset", "durable_import_error", "to_fixed"]
+__all__ = ["DurableRuleset", "durable_import_error", "to_fixed", "to_fixed_pair"]
 
 _LOCK = threading.Lock()
 _HOST: Any = None
@@ -36,6 +38,7 @@ _HITS: list[str] = []
 _ALWAYS = "_signalos_always"
 _OPS = {"lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte", "eq": "$eq"}
 _SCALE = 9
+_MAX_PLACES = 18
 _LIMIT = 2**62
 
 
@@ -66,6 +69,20 @@ def to_fixed(measured: Decimal, threshold: Decimal) -> int:
     return max(-_LIMIT, min(_LIMIT, value))
 
 
+def to_fixed_pair(measured: Decimal, threshold: Decimal) -> tuple[int, int]:
+    """``(measured, threshold)`` as integers on one exact common scale, so durable-rules compares the metric
+    with its threshold itself. Values too large for that (beyond ±2⁶²) fall back to ``(sign-exact difference,
+    0)``, which every comparator treats identically."""
+    places = -min(measured.as_tuple().exponent, threshold.as_tuple().exponent, 0)  # type: ignore[operator]
+    if places <= _MAX_PLACES:
+        with localcontext() as ctx:
+            ctx.prec = 80
+            a, b = int(measured.scaleb(places)), int(threshold.scaleb(places))
+        if -_LIMIT <= a <= _LIMIT and -_LIMIT <= b <= _LIMIT:
+            return a, b
+    return to_fixed(measured, threshold), 0
+
+
 def _recorder(group: str) -> Callable[[Any], None]:
     # A real closure with one parameter: durable reads ``__code__`` and treats 2-argument callables as async,
     # and rejects functools.partial.
@@ -89,7 +106,8 @@ class DurableRuleset:
         self.name = name
         rules: dict[str, Any] = {}
         for group, slots in groups.items():
-            conds = [{_OPS[op]: {key: 0}} for key, op in slots]
+            # metric <op> threshold, both fields of the same fact ({"$lt": {"r0s0m": {"$m": "r0s0t"}}}).
+            conds = [{_OPS[op]: {f"{key}m": {"$m": f"{key}t"}}} for key, op in slots]
             rules[group] = {"all": [{"m": {"$and": conds} if len(conds) > 1 else conds[0]}], "run": _recorder(group)}
         rules[_ALWAYS] = {"all": [{"m": {"$gte": {"k_": 0}}}], "run": _noop, "pri": 1000}
         with _LOCK:
@@ -101,7 +119,7 @@ class DurableRuleset:
         """Assert one fact of fixed-point slot values; return the groups whose rule fired."""
         fact: dict[str, Any] = {"k_": 0}
         for key, (measured, threshold) in facts.items():
-            fact[key] = to_fixed(measured, threshold)
+            fact[f"{key}m"], fact[f"{key}t"] = to_fixed_pair(measured, threshold)
         with _LOCK:
             host = _host()
             sid = uuid.uuid4().hex

@@ -26,7 +26,7 @@ from signalos_core.compliance import (
     load_builtin_profile,
     observe,
 )
-from signalos_core.compliance._durable import to_fixed
+from signalos_core.compliance._durable import to_fixed, to_fixed_pair
 from tests.core.compliance.conftest import T0, UTC, make_profile, state
 
 D = Decimal
@@ -95,6 +95,10 @@ def test_fixed_point_keeps_the_sign_exactly() -> None:
     assert to_fixed(D("1E-30"), D(0)) == 1
     assert to_fixed(D("-1E-30"), D(0)) == -1
     assert to_fixed(D("1E+40"), D(0)) == 2**62
+    assert to_fixed_pair(D("95000.00"), D("95000")) == (9500000, 9500000)
+    assert to_fixed_pair(D("94999.99"), D("95000")) == (9499999, 9500000)
+    assert to_fixed_pair(D("0.333333333333333333333333"), D(0)) == (333333334, 0)  # > 18 places: difference
+    assert to_fixed_pair(D("1E+30"), D("1E+30")) == (0, 0)
     assert available_backends()["python"] is None
 
 
