@@ -71,6 +71,7 @@ class _Scanner:
         self.text = text
         self.has_reply = has_reply
         self.out = FollowUps()
+        self.cues = 0
 
     def add(self, action: Action, *indices: int) -> None:
         if any(action == known for known, _, _ in self.out.actions):
@@ -111,8 +112,11 @@ class _Scanner:
         for k, i in enumerate(idx):
             tok = toks[i]
             c = tok.concepts
-            if i in self.out.consumed or tok.kind not in (WORD,):
+            if i in self.out.consumed or tok.kind != WORD or not c:
                 continue
+            self.cues += 1
+            if self.cues > _MAX_CUES:
+                return  # no real message carries this many instructions; keeps hostile input linear
             hit = hit_at if k == hit_label else None
             if ("sl" in c or ("stop_word" in c and not self._after_side(idx, k))) and "emoji_label" not in c:
                 self._sl(idx, k, move_at, hit)
@@ -338,6 +342,7 @@ class _Scanner:
 
 
 _STRONG_BE_CONCEPT_GUARD = frozenset({"breakeven"})
+_MAX_CUES = 64
 # Concepts without which no sentence can hold a follow-up cue (lets plain signals skip the scan).
 _TRIGGERS = frozenset(
     {"move", "hit", "stopped", "close", "cancel", "partial", "breakeven", "triggered", "hold", "to", "be"}

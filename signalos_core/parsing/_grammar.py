@@ -54,6 +54,10 @@ class _Extractor:
         self.label_line = 0
         self.label_gap = 0
         self.label_list = False
+        self.recent: list[frozenset[str]] = []  # concepts of the last two words on the current line
+        self.line_future = False  # a future/condition word seen earlier on the current line
+        self.hedge_lines: set[int] | None = None
+        self.ahead: tuple[list[int], list[int], list[int]] | None = None
         self.join: str | None = None
         self.ordinal: int | None = None
         self.last: tuple[str, int, Tok] | None = None  # slot, line, token of the last bound value
@@ -79,8 +83,11 @@ class _Extractor:
             kind = tok.kind
             if kind == NL:
                 self._newline(i)
+                self.recent, self.line_future = [], False
             elif kind == WORD:
                 self._word(i, tok)
+                self.recent = [*self.recent[-1:], tok.concepts]
+                self.line_future = self.line_future or "future" in tok.concepts
             elif kind == NUM:
                 self._number(i, tok)
             elif kind == SEP:
@@ -105,54 +112,48 @@ class _Extractor:
         return None
 
     def _hedged_line(self, i: int) -> bool:
-        line = self.line_of[i]
-        j = i
-        while j > 0 and self.line_of[j - 1] == line:
-            j -= 1
-        while j < len(self.toks) and self.line_of[j] == line:
-            if "hedge" in self.toks[j].concepts:
-                return True
-            j += 1
-        return False
+        if self.hedge_lines is None:  # computed once per message, only if a side word asks
+            self.hedge_lines = {self.line_of[j] for j, t in enumerate(self.toks) if "hedge" in t.concepts}
+        return self.line_of[i] in self.hedge_lines
 
     def _colon_next(self, i: int) -> bool:
         return i + 1 < len(self.toks) and self.toks[i + 1].kind == SEP and self.toks[i + 1].text == ":"
 
     def _before_on_line(self, i: int) -> tuple[bool, bool]:
-        """(a negation within two words before token ``i``, a future/condition word earlier on its line)."""
-        negated = future = False
-        words = 0
-        for j in range(i - 1, -1, -1):
-            tok = self.toks[j]
-            if tok.kind == NL:
-                break
-            if tok.kind == WORD:
-                words += 1
-                c = tok.concepts
-                negated = negated or (words <= 2 and "negation" in c and "id" not in c)
-                future = future or "future" in c
-        return negated, future
+        """(a negation within two words before token ``i``, a future/condition word earlier on its line).
+
+        Kept up to date by :meth:`run` while it walks the line, so repeated side words stay linear."""
+        return any("negation" in c and "id" not in c for c in self.recent), self.line_future
+
+    def _ahead(self) -> tuple[list[int], list[int], list[int]]:
+        """Per token: index of the next side word, next price and next SL/TP label on the same line (or a
+        large number). Built once, on first use, in one backward pass: look-aheads stay linear."""
+        if self.ahead is None:
+            n = len(self.toks)
+            side, price, label = [n] * n, [n] * n, [n] * n
+            next_side = next_price = next_label = n
+            for j in range(n - 1, -1, -1):
+                side[j], price[j], label[j] = next_side, next_price, next_label
+                tok = self.toks[j]
+                if tok.kind == NL:
+                    next_side = next_price = next_label = n
+                elif tok.kind == NUM and tok.ncls == PRICE:
+                    next_price = j
+                elif tok.kind == WORD:
+                    if tok.concepts & {"buy", "sell"}:
+                        next_side = j
+                    if tok.concepts & {"sl", "tp"}:
+                        next_label = j
+            self.ahead = (side, price, label)
+        return self.ahead
 
     def _side_ahead_on_line(self, i: int) -> bool:
-        line = self.line_of[i]
-        for j in range(i + 1, len(self.toks)):
-            if self.line_of[j] != line:
-                return False
-            if self.toks[j].concepts & {"buy", "sell"}:
-                return True
-        return False
+        side, _, _ = self._ahead()
+        return side[i] < len(self.toks)
 
     def _price_ahead_on_line(self, i: int) -> bool:
-        line = self.line_of[i]
-        for j in range(i + 1, len(self.toks)):
-            tok = self.toks[j]
-            if self.line_of[j] != line or tok.kind == NL:
-                return False
-            if tok.kind == NUM and tok.ncls == PRICE:
-                return True
-            if tok.kind == WORD and tok.concepts & {"sl", "tp"}:
-                return False
-        return False
+        _, price, label = self._ahead()
+        return price[i] < label[i]
 
     def _open_label(self, label: str, i: int, index: int | None) -> None:
         self.label_list = False
