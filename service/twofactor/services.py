@@ -95,6 +95,13 @@ class TwoFactorService(Verifier):
     async def begin_login(self, user: User, client: ClientInfo, device: str | None) -> Challenge:
         """After a correct password: store a challenge and return its ``mfa_pending`` token."""
         now = datetime.now(UTC)
+        # Housekeeping: this user's dead challenges and day-old codes go (they can never be used again).
+        await self.db.execute(
+            delete(MfaChallenge).where(MfaChallenge.user_id == user.id, MfaChallenge.expires_at < now)
+        )
+        await self.db.execute(
+            delete(OneTimeCode).where(OneTimeCode.user_id == user.id, OneTimeCode.created_at < now - timedelta(days=1))
+        )
         challenge = MfaChallenge(
             id=uuid.uuid4(),
             user_id=user.id,

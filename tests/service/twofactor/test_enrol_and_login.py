@@ -226,3 +226,26 @@ def test_errors_do_not_enumerate_accounts(client: TestClient[Litestar], clock: C
     ]
     assert {r.status_code for r in answers} == {401}
     assert len({str(strip_request_id(r.json())) for r in answers}) == 1
+
+
+def test_firm_requiring_2fa_is_satisfied_by_enrolment(client: TestClient[Litestar], clock: Clock, db_url: str) -> None:
+    from tests.service.conftest import promote
+
+    admin = register_and_login(client)
+    promote(db_url, admin["user_id"], "platform_admin")
+    firm = client.post("/api/admin/firms", json={"name": "Strict", "require_2fa": True}, headers=admin["headers"])
+    trader = register_and_login(client)
+    client.put(
+        f"/api/admin/users/{trader['user_id']}/role",
+        json={"role": "trader", "firm_id": firm.json()["id"]},
+        headers=admin["headers"],
+    )
+    assert client.get(TRADING_PATH, headers=trader["headers"]).json()["code"] == "mfa_required"
+    enrolled = enrol(client, trader, clock)
+    assert client.get(TRADING_PATH, headers=enrolled["headers"]).status_code == 200
+    # Expired challenges are cleaned up on the next login; the flow keeps working.
+    stale = password_step(client, trader["email"])
+    clock.shift(3601)
+    assert verify(client, stale, "totp", enrolled["authenticator"].code()).json()["code"] == "mfa_token_invalid"
+    fresh = password_step(client, trader["email"])
+    assert verify(client, fresh, "totp", enrolled["authenticator"].code()).status_code == 200
