@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from signalos_core.parsing._draft import Draft, line_info, modal_decimals, recover, share_levels
+from signalos_core.parsing._draft import Draft, modal_decimals, recover, share_levels
 from signalos_core.parsing._lexicon import Lexicon
 from signalos_core.parsing._model import Side
 from signalos_core.parsing._tokens import (
@@ -29,6 +29,7 @@ from signalos_core.parsing._tokens import (
     WORD,
     Tok,
 )
+from signalos_core.parsing._view import TokenView
 
 __all__ = ["extract_orders"]
 
@@ -39,13 +40,10 @@ _SKIPPABLE_SEPS = frozenset({":", "-", ".", "=", "#", "@", "(", ")", "*", ">", "
 _LABEL_KINDS = ("sl", "tp", "entry")
 
 
-class _Extractor:
+class _Extractor(TokenView):
     def __init__(self, toks: list[Tok], text: str, lex: Lexicon, consumed: set[int]) -> None:
-        self.toks = toks
-        self.text = text
+        super().__init__(toks, text, consumed)
         self.lex = lex
-        self.consumed = consumed
-        self.line_of, self.bare = line_info(toks)
         self.d = Draft()  # the order being assembled (last of drafts)
         self.drafts: list[Draft] = [self.d]
         self.label: str | None = None
@@ -54,10 +52,6 @@ class _Extractor:
         self.label_line = 0
         self.label_gap = 0
         self.label_list = False
-        self.recent: list[frozenset[str]] = []  # concepts of the last two words on the current line
-        self.line_future = False  # a future/condition word seen earlier on the current line
-        self.hedge_lines: set[int] | None = None
-        self.ahead: tuple[list[int], list[int], list[int]] | None = None
         self.join: str | None = None
         self.ordinal: int | None = None
         self.last: tuple[str, int, Tok] | None = None  # slot, line, token of the last bound value
@@ -105,56 +99,6 @@ class _Extractor:
         return drafts
 
     # ------------------------------------------------------------------ helpers
-    def _next(self, i: int) -> int | None:
-        for j in range(i + 1, len(self.toks)):
-            if j not in self.consumed and self.toks[j].kind != SEP:
-                return j
-        return None
-
-    def _hedged_line(self, i: int) -> bool:
-        if self.hedge_lines is None:  # computed once per message, only if a side word asks
-            self.hedge_lines = {self.line_of[j] for j, t in enumerate(self.toks) if "hedge" in t.concepts}
-        return self.line_of[i] in self.hedge_lines
-
-    def _colon_next(self, i: int) -> bool:
-        return i + 1 < len(self.toks) and self.toks[i + 1].kind == SEP and self.toks[i + 1].text == ":"
-
-    def _before_on_line(self, i: int) -> tuple[bool, bool]:
-        """(a negation within two words before token ``i``, a future/condition word earlier on its line).
-
-        Kept up to date by :meth:`run` while it walks the line, so repeated side words stay linear."""
-        return any("negation" in c and "id" not in c for c in self.recent), self.line_future
-
-    def _ahead(self) -> tuple[list[int], list[int], list[int]]:
-        """Per token: index of the next side word, next price and next SL/TP label on the same line (or a
-        large number). Built once, on first use, in one backward pass: look-aheads stay linear."""
-        if self.ahead is None:
-            n = len(self.toks)
-            side, price, label = [n] * n, [n] * n, [n] * n
-            next_side = next_price = next_label = n
-            for j in range(n - 1, -1, -1):
-                side[j], price[j], label[j] = next_side, next_price, next_label
-                tok = self.toks[j]
-                if tok.kind == NL:
-                    next_side = next_price = next_label = n
-                elif tok.kind == NUM and tok.ncls == PRICE:
-                    next_price = j
-                elif tok.kind == WORD:
-                    if tok.concepts & {"buy", "sell"}:
-                        next_side = j
-                    if tok.concepts & {"sl", "tp"}:
-                        next_label = j
-            self.ahead = (side, price, label)
-        return self.ahead
-
-    def _side_ahead_on_line(self, i: int) -> bool:
-        side, _, _ = self._ahead()
-        return side[i] < len(self.toks)
-
-    def _price_ahead_on_line(self, i: int) -> bool:
-        _, price, label = self._ahead()
-        return price[i] < label[i]
-
     def _open_label(self, label: str, i: int, index: int | None) -> None:
         self.label_list = False
         self.label = label
@@ -268,14 +212,6 @@ class _Extractor:
         self.label_gap += 1
         if self.label_gap > 3:
             self.label = None
-
-    def _after_side(self, i: int) -> bool:
-        for j in range(i - 1, -1, -1):
-            prev = self.toks[j]
-            if prev.kind == SEP:
-                continue
-            return prev.kind == WORD and bool(prev.concepts & {"buy", "sell"})
-        return False
 
     def _side(self, i: int, tok: Tok, side: Side) -> None:
         d = self.d
@@ -413,16 +349,6 @@ class _Extractor:
         prev = self.toks[i - 1] if i else None
         last = self.last
         return prev is not None and prev.kind == NUM and last is not None and last[2] is prev and last[0] == "tp"
-
-    def _prev_sig(self, i: int) -> Tok | None:
-        for j in range(i - 1, -1, -1):
-            if j not in self.consumed and self.toks[j].kind != EMO:
-                return self.toks[j]
-        return None
-
-    def _near_word(self, i: int, concept: str) -> bool:
-        lo, hi = max(0, i - 4), min(len(self.toks), i + 5)
-        return any(concept in self.toks[j].concepts for j in range(lo, hi))
 
     def _is_index(self, i: int, tok: Tok) -> bool:
         """``TP 1 151.01``, ``T.P 1`` + value on the next line, ``TP 3 - Close All``: a small integer index."""
