@@ -55,6 +55,9 @@ class FiredRule(_Out, frozen=True, kw_only=True):
     measured: Decimal | None = None
     threshold: Decimal | None = None
     comparator: str | None = None
+    #: Distance to the limit in the limit's direction (negative = past it), e.g. -0.01 for equity one cent
+    #: below a floor; ``None`` for rules without a numeric limit.
+    headroom: Decimal | None = None
     base: Decimal | None = None
     base_label: str = ""
     base_at: dt.datetime | None = None

@@ -190,6 +190,12 @@ class Engine:
             message += f" (base {money(m.base)}{where})"
         if m.note:
             message += f" [{m.note}]"
+        comparator = rule.slots[rule.primary][1]
+        headroom = None
+        if main is not None and comparator in ("lt", "le"):
+            headroom = main.value - main.threshold  # a floor: how far above it the measured value is
+        elif main is not None and comparator in ("gt", "ge"):
+            headroom = main.threshold - main.value  # a ceiling: how far below it
         return FiredRule(
             rule_id=rule.spec.id,
             kind=rule.kind.name,
@@ -198,7 +204,8 @@ class Engine:
             message=message,
             measured=main.value if main else None,
             threshold=main.threshold if main else None,
-            comparator=rule.slots[rule.primary][1],
+            comparator=comparator,
+            headroom=headroom,
             base=m.base,
             base_label=m.base_label,
             base_at=m.base_at,
