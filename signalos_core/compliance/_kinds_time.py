@@ -194,6 +194,7 @@ def close_by_time(ctx: Ctx, p: CloseByTimeParams, phase: Phase) -> Measure | Mis
         count = Decimal(len(ctx.state.positions))
     return Measure(
         metrics=(Metric(count, _ZERO, "open positions", "allowed after flat-by time", money=False),),
+        note=f"{local:%H:%M} {local.tzname()} is past the flat-by time {p.flat_by} {p.timezone}",
         extra={"local_time": local.isoformat(), "flat_by": _flat_by_instant(local, p).isoformat()},
     )
 
