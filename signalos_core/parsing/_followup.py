@@ -40,7 +40,19 @@ _STRONG_BE = frozenset(
 class FollowUps:
     """Result of the follow-up scan: actions in written order (with spans), consumed tokens and cues seen."""
 
-    __slots__ = ("actions", "advice", "advice_at", "conditional", "consumed", "defer", "hedge", "update", "verb_cue")
+    __slots__ = (
+        "actions",
+        "advice",
+        "advice_at",
+        "conditional",
+        "consumed",
+        "defer",
+        "hedge",
+        "image",
+        "option",
+        "update",
+        "verb_cue",
+    )
 
     def __init__(self) -> None:
         self.actions: list[tuple[Action, int, int]] = []
@@ -52,6 +64,8 @@ class FollowUps:
         self.hedge = False
         self.verb_cue = False
         self.conditional = False
+        self.image = False  # "levels in the chart": the numbers are in a picture we cannot see
+        self.option = False  # options wording (strike, premium): out of scope for the copier
 
 
 def _sentences(toks: list[Tok]) -> list[list[int]]:
@@ -96,6 +110,7 @@ class _Scanner:
         if out.advice:
             out.advice_at = [t.start for t in self.toks if "advice" in t.concepts]
         out.hedge, out.conditional = "hedge" in present, "conditional" in present
+        out.image, out.option = "image" in present, "option" in present
         if arrow or present & _TRIGGERS:
             for sentence in _sentences(self.toks):
                 self._sentence(sentence)

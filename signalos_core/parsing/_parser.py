@@ -157,6 +157,10 @@ class SignalParser:
                 flags.add("contains_followup_text")
             if follow.conditional:
                 flags.add("conditional_sl")
+            if follow.image and not draft.has_levels():
+                flags.add("levels_in_image")  # never guess levels that only a picture shows
+            if follow.option:
+                flags.update(("option", "out_of_scope"))
             if follow.hedge:
                 flags.add("commentary")
             if (

@@ -50,6 +50,8 @@ PENALTIES: dict[str, float] = {
     "sl_at_entry": 0.1,
     "duplicate_tp": 0.1,
     "missing_side": 0.5,
+    "levels_in_image": 0.5,
+    "out_of_scope": 0.5,
 }
 _TWO = Decimal(2)
 
@@ -281,12 +283,12 @@ class _Final:
                 if not band[0] <= p <= band[1]:
                     flags.add("price_implausible")
                     if any(band[0] <= p * Decimal(10) ** k <= band[1] for k in (-3, -2, -1, 1, 2, 3)):
-                        flags.add("price_scale")
+                        flags.update(("price_scale", "price_typo"))  # a shifted decimal or a lost digit
         if len(prices) >= 3:
             ordered = sorted(prices)
             median = ordered[len(ordered) // 2]
             if median and any(abs(p - median) > median * Decimal("0.3") for p in prices):
-                flags.add("price_implausible")
+                flags.update(("price_implausible", "price_typo"))
         if pip and low is not None and high is not None:
             for _slot, price, pips in self.d.pip_notes:
                 actual = {abs(price - low) / pip, abs(price - high) / pip}

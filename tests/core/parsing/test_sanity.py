@@ -29,6 +29,9 @@ from signalos_core.parsing import ParseError, SignalParser, parse
         ("EURUSD SELL LIMIT\nSL 1.1100\nTP 1.0900", "pending_without_price"),
         ("Entry: 2330\nSL: 2320\nTP: 2345", "missing_symbol"),
         ("Entry: 2330\nSL: 2320\nTP: 2345", "side_inferred"),
+        ("USDJPY sell 13.50 sl 114.00 tp 112.50", "price_typo"),
+        ("GOLD BUY NOW 👇 levels in the chart", "levels_in_image"),
+        ("Kaufe DAX Put Optionsschein Basispreis 15000 EK 1.25", "out_of_scope"),
     ],
 )
 def test_hazards_are_flagged_and_lower_confidence(text: str, flag: str) -> None:
