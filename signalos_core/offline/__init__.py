@@ -36,6 +36,7 @@ from signalos_core.offline._advice import (
     SimpleLimits,
 )
 from signalos_core.offline._client import ClientPolicy, OfflineClient, ReceiveResult
+from signalos_core.offline._compliance import EngineAdvisor
 from signalos_core.offline._outbox import Outbox, OutboxRecord, ReportEntry
 from signalos_core.offline._paper import ExecutionProvider, Fill, OrderRequest, PaperBroker
 from signalos_core.offline._parsing import ParserAdapter
@@ -54,13 +55,13 @@ from signalos_core.offline._protocol import (
     ServerState,
 )
 from signalos_core.offline._server import (
-    InMemoryServerStore,
     LocalTransport,
     ServerPolicy,
     ServerStore,
     SyncServer,
     action_digest,
 )
+from signalos_core.offline._server_memory import InMemoryServerStore
 from signalos_core.offline._server_sqlite import SQLiteServerStore
 from signalos_core.offline._sync import Backoff, LocalView, PendingItem, SyncEngine, SyncSummary, SyncTransport, rebase
 
@@ -78,6 +79,7 @@ __all__ = [
     "ClientPolicy",
     "ClosePayload",
     "ComplianceAdvisor",
+    "EngineAdvisor",
     "ExecutionProvider",
     "ExecutionUnavailableError",
     "Fill",

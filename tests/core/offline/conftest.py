@@ -78,7 +78,9 @@ class World:
     tmp: Path
     user: str = "alice"
 
-    def device(self, name: str, *, skew: timedelta = timedelta(0)) -> tuple[OfflineClient, SyncEngine, FlakyTransport]:
+    def device(
+        self, name: str, *, skew: timedelta = timedelta(0), server: SyncServer | None = None
+    ) -> tuple[OfflineClient, SyncEngine, FlakyTransport]:
         """A device whose wall clock is ``skew`` off the server's; its monotonic clock follows real (test) time."""
 
         def device_clock() -> datetime:
@@ -88,7 +90,7 @@ class World:
             self.tmp / f"{name}.db", device_id=name, clock=device_clock, monotonic=lambda: self.clock().timestamp()
         )
         client = OfflineClient(outbox, advisor=self.limits, clock=device_clock)
-        transport = FlakyTransport(LocalTransport(self.server, self.user))
+        transport = FlakyTransport(LocalTransport(server or self.server, self.user))
         engine = SyncEngine(outbox, transport, backoff=Backoff(base=0.0, cap=0.0), clock=device_clock)
         return client, engine, transport
 

@@ -7,7 +7,7 @@ from signalos_core import offline
 EXPECTED = {
     "MAX_BATCH", "ORDER_KINDS",
     "AccountView", "AckPayload", "Action", "ActionKind", "ActionOutcome", "AdvisoryDecision", "Backoff",
-    "CancelPayload", "ClientPolicy", "ClosePayload", "ComplianceAdvisor", "ExecutionProvider",
+    "CancelPayload", "ClientPolicy", "ClosePayload", "ComplianceAdvisor", "EngineAdvisor", "ExecutionProvider",
     "ExecutionUnavailableError", "Fill", "InMemoryServerStore", "LocalTransport", "LocalView", "ModifyPayload",
     "OfflineClient", "OfflineError", "OpenPayload", "OrderRequest", "OrderView", "Outbox", "OutboxError",
     "OutboxRecord", "Outcome", "OutcomeCategory", "PaperBroker", "ParserAdapter", "Payload", "PendingItem", "PositionView",

@@ -7,6 +7,7 @@ its reason, and both devices converge to the server's state.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from datetime import timedelta
@@ -57,6 +58,7 @@ class TwoDevices(RuleBasedStateMachine):
         self.engines: dict[str, SyncEngine] = {}
         self.transports: dict[str, FlakyTransport] = {}
         self.acked: dict[uuid.UUID, tuple[str, Action]] = {}
+        self.created: dict[str, int] = {}
         for name in DEVICES:
             outbox = Outbox(Path(self.tmp.name) / f"{name}.db", device_id=name, clock=self.clock,
                             monotonic=lambda: self.clock().timestamp())  # fmt: skip
@@ -77,6 +79,12 @@ class TwoDevices(RuleBasedStateMachine):
     def _ack(self, device: str, action: Action) -> None:
         assert action.action_id not in self.acked
         self.acked[action.action_id] = (device, action)
+        if action.kind == "open":
+            # Candidates are listed in creation order: ids are random UUIDs, and sorting by them would make
+            # hypothesis's choices (an index into the list) mean different targets on replay.
+            self.created[position_id_for(action.action_id)] = self.created[order_id_for(action.action_id)] = len(
+                self.acked
+            )
 
     def _price(self) -> Decimal:
         price = self.broker.quote(USER, "EURUSD") if self.broker.available else None
@@ -110,14 +118,14 @@ class TwoDevices(RuleBasedStateMachine):
         own = [
             position_id_for(r.action.action_id) for r in client.outbox.unfinished(limit=200) if r.action.kind == "open"
         ]
-        return sorted(set(known + own))
+        return sorted(set(known + own), key=self.created.__getitem__)
 
     def _orders(self, device: str) -> list[str]:
         client = self.clients[device]
         known = [o.order_id for o in client.outbox.server_state().orders]
         own = [order_id_for(r.action.action_id) for r in client.outbox.unfinished(limit=200)
                if r.action.kind == "open" and getattr(r.action.payload, "order_type", "") == "limit"]  # fmt: skip
-        return sorted(set(known + own))
+        return sorted(set(known + own), key=self.created.__getitem__)
 
     @rule(device=devices, data=st.data(), tighten=st.booleans())
     def modify(self, device: str, data: st.DataObject, tighten: bool) -> None:
@@ -239,5 +247,7 @@ class TwoDevices(RuleBasedStateMachine):
                 assert self.broker.find_order(USER, f"so-{action_id.hex}") is not None
 
 
-TwoDevices.TestCase.settings = settings(max_examples=120, stateful_step_count=40, deadline=None)
+TwoDevices.TestCase.settings = settings(
+    max_examples=int(os.environ.get("OFFLINE_STATEFUL_EXAMPLES", "120")), stateful_step_count=40, deadline=None
+)
 test_two_devices_converge = TwoDevices.TestCase
