@@ -65,6 +65,7 @@ class _Rule:
     warn: tuple[tuple[str, str, Decimal], ...]
     primary: int
     flatten: bool
+    grandfathered: bool
     measure: Callable[[Ctx, Any, Phase], Measure | Missing | None]
 
 
@@ -170,7 +171,15 @@ class Engine:
         primary = next((j for j, slot in enumerate(kind.slots) if slot.op == CMP), 0)
         warn = tuple((f"{group}w{k}", f"{group}w{k}", fraction) for k, fraction in enumerate(sorted(spec.warn_at)))
         flatten = spec.flatten if spec.flatten is not None else spec.outcome in ("breach", "lock")
-        return _Rule(index, spec, kind, params, group, slots, warn, primary, flatten, kind.measure)
+        grandfathered = spec.accounts_created_from is not None or spec.accounts_created_before is not None
+        return _Rule(index, spec, kind, params, group, slots, warn, primary, flatten, grandfathered, kind.measure)
+
+    @staticmethod
+    def _covers(spec: RuleSpec, created: dt.datetime) -> bool:
+        """Whether an account opened at ``created`` is subject to a grandfathered rule."""
+        if spec.accounts_created_from is not None and created < spec.accounts_created_from:
+            return False
+        return spec.accounts_created_before is None or created < spec.accounts_created_before
 
     # -- explanation ------------------------------------------------------------------------------------------
     def _result(self, rule: _Rule, m: Measure, reason: Any) -> FiredRule:
@@ -237,7 +246,10 @@ class Engine:
         fired: list[FiredRule] = []
         missing: list[tuple[_Rule, Missing]] = []
         rules = self._reducing_rules if reducing else self._by_phase[phase]
+        created = ctx.state.created_at
         for rule in rules:
+            if rule.grandfathered and created is not None and not self._covers(rule.spec, created):
+                continue
             m = rule.measure(ctx, rule.params, phase)
             if m is None:
                 continue

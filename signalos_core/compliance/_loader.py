@@ -7,6 +7,7 @@ of its params are checked separately against the Structs, so one run shows an au
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import hashlib
 import os
@@ -144,6 +145,10 @@ def _check_rule(chk: _Checker, rule: Any, path: PathT) -> None:
     if outcome is not None and (outcome == "objective") != is_objective:
         wanted = "objective" if is_objective else "deny, breach, lock or warn"
         chk.add((*path, "outcome"), f"rule kind {kind_name!r} takes outcome {wanted}, not {outcome!r}")
+    for name in ("accounts_created_from", "accounts_created_before"):
+        when = rule.get(name)
+        if isinstance(when, dt.datetime) and when.utcoffset() is None:
+            chk.add((*path, name), f"{name} needs a timezone offset (e.g. 2024-08-25T17:00:00-05:00)")
     if rule.get("warn_at") and not spec.warnable:
         chk.add((*path, "warn_at"), f"rule kind {kind_name!r} does not support warn_at")
 

@@ -77,6 +77,10 @@ class RuleSpec(_Strict, frozen=True, forbid_unknown_fields=True, kw_only=True):
     warn_at: list[Fraction] = msgspec.field(default_factory=list)
     terminal: bool = True
     flatten: bool | None = None
+    #: Grandfathering: the rule applies only to accounts opened (or reset) in [from, before). An account
+    #: whose ``created_at`` is unknown gets the rule (the stricter reading).
+    accounts_created_from: dt.datetime | None = None
+    accounts_created_before: dt.datetime | None = None
     description: str = ""
     sources: list[SourceRef] = msgspec.field(default_factory=list)
 

@@ -458,3 +458,31 @@ def test_daily_loss_initial_plus_realized(engine_for: Build) -> None:
     decision = engine_for(rules).check(state(balance=D(102000), equity=D("96999.99"), closed_trades=[trade]), order())
     assert decision.fired[0].base == D(102000)
     assert decision.fired[0].threshold == D(97000)
+
+
+def test_grandfathered_rule_applies_by_account_opening_date(engine_for: Build) -> None:
+    rules = (
+        "  - {id: t.dll, kind: max_loss, outcome: lock, breach_when: le, params: {amount: 1000},"
+        " accounts_created_before: 2024-08-25T17:00:00-05:00}\n"
+    )
+    engine = engine_for(rules)
+    losing = state(equity=D(99000))
+    old = msgspec_replace(losing, created_at=dt.datetime(2024, 8, 1, tzinfo=UTC))  # type: ignore[arg-type]
+    new = msgspec_replace(losing, created_at=dt.datetime(2024, 8, 25, 22, 0, tzinfo=UTC))  # type: ignore[arg-type]
+    assert [f.rule_id for f in engine.check(old, order()).fired] == ["t.dll"]
+    assert engine.check(new, order()).allowed
+    assert not engine.check(losing, order()).allowed  # opening date unknown: the stricter reading applies
+    later = engine_for(rules.replace("accounts_created_before", "accounts_created_from"))
+    assert later.check(new, order()).fired
+    assert later.check(old, order()).allowed
+
+
+def test_grandfathering_needs_an_offset() -> None:
+    from signalos_core import ProfileSchemaError
+    from tests.core.compliance.conftest import make_profile
+
+    with pytest.raises(ProfileSchemaError, match="needs a timezone offset"):
+        make_profile(
+            "  - {id: t.x, kind: max_loss, outcome: breach, breach_when: lt, params: {amount: 1},"
+            " accounts_created_before: 2024-08-25T17:00:00}\n"
+        )

@@ -244,7 +244,9 @@ def test_json_schema_validates_builtin_files() -> None:
 def test_packaged_schema_file_is_current() -> None:
     from signalos_core.compliance._schema import packaged_schema
 
-    assert packaged_schema() == json.loads(json.dumps(profile_json_schema()))
+    assert packaged_schema() == json.loads(json.dumps(profile_json_schema())), (
+        "regenerate: signalos profiles schema > signalos_core/compliance/_data/profile.schema.json"
+    )
 
 
 TYPED = """\
