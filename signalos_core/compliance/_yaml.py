@@ -104,6 +104,12 @@ class _Builder:
                 continue
             key = str(key_node.value)
             child = (*path, key)
+            if key == "<<" and key_node.style is None:
+                self.marks.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                self.issues.append(
+                    self.marks.issue(child, "YAML merge keys (<<) are not supported; write the values out", key=True)
+                )
+                continue
             self.marks.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in out:
                 self.issues.append(

@@ -324,3 +324,11 @@ def test_path_string_is_accepted(tmp_path: Path) -> None:
     target = tmp_path / "p.yaml"
     target.write_text(GOOD)
     assert load_profile(str(target)).id == "acme-eval"
+
+
+def test_merge_keys_are_refused() -> None:
+    text = GOOD.replace("rules:\n", "defaults: &d {pct: 5}\nrules:\n").replace(
+        'params: {pct: "${dd}"}', "params: {<<: *d}"
+    )
+    found = issues_of(text)
+    assert any("merge keys" in i.message for i in found)
