@@ -148,6 +148,9 @@ class _Scanner:
             elif "stopped" in c:
                 self.out.verb_cue = True
                 self.add(Action(action="sl_hit"), i)
+            elif "half" in c and not any(toks[j].concepts & {"close"} for j in idx) and self._sided(idx):
+                self.out.verb_cue = True  # "verkaufe die Hälfte", "sell half": closing part of the position
+                self.add(Action(action="close_partial", fraction=Decimal("0.5")), i)
             elif "partial" in c and not any(toks[j].concepts & {"close"} for j in idx):
                 self.out.verb_cue = True
                 self.add(Action(action="close_partial", fraction=self._fraction(idx)), i)
@@ -229,19 +232,23 @@ class _Scanner:
     def _sl(self, idx: list[int], k: int, move_at: int | None, hit_at: int | None) -> None:
         i = idx[k]
         nxt = self.toks[idx[k + 1]] if k + 1 < len(idx) else None
-        if nxt is not None and "move" in nxt.concepts and k + 2 < len(idx) and "to" in self.toks[idx[k + 2]].concepts:
-            move_at, nxt = k - 1, self.toks[idx[k + 2]]  # "SL moved to 2335": the verb after its object
+        passive = (
+            nxt is not None and "move" in nxt.concepts and k + 2 < len(idx) and "to" in self.toks[idx[k + 2]].concepts
+        )
+        if passive:  # "SL moved to 2335", "SL nachziehen auf 15.250": the verb after its object
             self.out.consumed.add(idx[k + 1])
+            nxt = self.toks[idx[k + 2]]
         to_next = nxt is not None and ("to" in nxt.concepts or (nxt.kind == SEP and nxt.text == ">"))
-        if hit_at is not None and (move_at is None or move_at > k):
+        before = move_at is not None and move_at < k
+        if hit_at is not None and not before:
             self.out.verb_cue = True
             self.add(Action(action="sl_hit"), i, idx[hit_at])
             return
         target, at = self._target(idx, k)
-        if (move_at is not None and move_at < k) or (to_next and target is not None) or target == "breakeven":
-            self.out.verb_cue = self.out.verb_cue or move_at is not None or target == "breakeven"
+        if before or passive or (to_next and target is not None) or target == "breakeven":
+            self.out.verb_cue = self.out.verb_cue or before or passive or target == "breakeven"
             self.add(Action(action="move_sl", to=target), i, at)
-            if move_at is not None and move_at >= 0:
+            if before and move_at is not None:
                 self.out.consumed.add(idx[move_at])
 
     def _tp(self, idx: list[int], k: int, move_at: int | None, hit_at: int | None) -> None:
@@ -326,6 +333,12 @@ class _Scanner:
         sym = next((toks[j].sym for j in used if toks[j].sym is not None), None)
         self.add(Action(action="cancel", target=sym), idx[k], *used)
 
+    def _sided(self, idx: list[int]) -> bool:
+        """A side word and no price in the sentence (an instruction about a position, not a new order)."""
+        toks = self.toks
+        side = any(toks[j].concepts & {"buy", "sell"} for j in idx)
+        return side and not any(toks[j].kind == NUM and toks[j].ncls == PRICE for j in idx)
+
     def _negated(self, idx: list[int], k: int) -> bool:
         return any("negation" in self.toks[idx[j]].concepts for j in range(max(0, k - 2), k))
 
@@ -360,7 +373,7 @@ _STRONG_BE_CONCEPT_GUARD = frozenset({"breakeven"})
 _MAX_CUES = 64
 # Concepts without which no sentence can hold a follow-up cue (lets plain signals skip the scan).
 _TRIGGERS = frozenset(
-    {"move", "hit", "stopped", "close", "cancel", "partial", "breakeven", "triggered", "hold", "to", "be"}
+    {"move", "hit", "stopped", "close", "cancel", "partial", "half", "breakeven", "triggered", "hold", "to", "be"}
 )
 
 

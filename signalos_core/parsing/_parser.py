@@ -213,6 +213,9 @@ class SignalParser:
                 )
                 for a, s, e in found
             ]
+        band = self.lexicon.symbol_info(named or default_symbol or "").band if (named or default_symbol) else None
+        if band is not None:
+            found = [(_thousands(a, band), s, e) for a, s, e in found]
         ordered = sorted(found, key=lambda a: _PRIORITY.index(a[0].action) if a[0].action in _PRIORITY else 99)
         primary = ordered[0][0]
         kind: Kind = _KIND_OF.get(primary.action, "info")
@@ -302,6 +305,16 @@ def _has_value(action: Action) -> bool:
         "close_partial",
         "cancel",
     )
+
+
+def _thousands(action: Action, band: tuple[Decimal, Decimal]) -> Action:
+    """``SL nachziehen auf 15.250`` on a DAX: a dot thousands separator, as in new orders (notation only)."""
+    to = action.to
+    if isinstance(to, Decimal) and not band[0] <= to <= band[1] and to.as_tuple().exponent == -3:
+        scaled = to.scaleb(3)
+        if band[0] <= scaled <= band[1]:
+            return msgspec.structs.replace(action, to=scaled.quantize(Decimal(1)))
+    return action
 
 
 def _same_line(text: str, offset: int, others: list[int]) -> bool:

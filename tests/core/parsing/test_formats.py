@@ -157,6 +157,9 @@ OPENS = [
     ("EUR/USD SELL @ 1.0850 | SL 1.0880 | TP 1.0800", {"symbol": "EURUSD", "sl": 1.088, "tp": [1.08]}),
     ("NAS100 buy now 18,250.5 sl 18,150 tp 18,400", {"entry": 18250.5, "sl": 18150, "tp": [18400]}),
     ("S&P500 buy 5000 sl 4950 tp 5100", {"symbol": "US500"}),
+    ("Ich kaufe Gold bei 1.950,50 EK, SL 1.940", {"entry": 1950.5, "sl": 1940, "flags": ["thousands_dot"]}),
+    ("Kaufe BITCOIN EK 30.000 SL 29.000", {"symbol": "BTCUSD", "entry": 30000, "sl": 29000}),
+    ("Kaufe SILBER EK 23,50 SL 23,10 Ziel 24,20", {"symbol": "XAGUSD", "entry": 23.5, "tp": [24.2]}),
     ("Buy gold 2330 stop-loss 2320 take-profit 2340", {"sl": 2320, "tp": [2340]}),
     (
         "#ADA\nBuy: 1850-1900 sats\nSell: 2100-2300-2500\nStop: 1700",
@@ -274,6 +277,10 @@ FOLLOW_UPS = [
     ("change entry to 2345", "modify", {"action": {"action": "modify_entry", "to": 2345}}),
     ("modify sl be", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
     ("Tomar parcial", "close", {"action": {"action": "close_partial", "fraction": None}}),
+    ("DAX SL nachziehen auf 15.250", "modify", {"action": {"action": "move_sl", "to": 15250}, "symbol": "GER40"}),
+    ("Stopp auf Einstand", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
+    ("Gewinnmitnahme beim DAX", "close", {"action": {"action": "close", "target": "GER40"}}),
+    ("Verkaufe die Hälfte DAX", "close", {"action": {"action": "close_partial", "fraction": 0.5}}),
     (
         "🔴 POSITION CLOSED\nSymbol: BTCUSDm\nSide: SELL\nPrice: 66000\nPosition ID: 123456\nProfit: $100",
         "close",
