@@ -160,6 +160,12 @@ OPENS = [
     ("Ich kaufe Gold bei 1.950,50 EK, SL 1.940", {"entry": 1950.5, "sl": 1940, "flags": ["thousands_dot"]}),
     ("Kaufe BITCOIN EK 30.000 SL 29.000", {"symbol": "BTCUSD", "entry": 30000, "sl": 29000}),
     ("Kaufe SILBER EK 23,50 SL 23,10 Ziel 24,20", {"symbol": "XAGUSD", "entry": 23.5, "tp": [24.2]}),
+    (
+        "🔴 فروش طلا\nقیمت ورود: 2350 - 2355\nحد ضرر: 2360\nحد سود اول: 2345\nحد سود دوم: 2340",
+        {"symbol": "XAUUSD", "side": "sell", "entry": [2350, 2355], "sl": 2360, "tp": [2345, 2340]},
+    ),
+    ("خرید یورو دلار 1.0850 استاپ 1.0820 تارگت 1.0900", {"symbol": "EURUSD", "side": "buy", "tp": [1.09]}),
+    ("شراء الذهب 2350 وقف الخسارة 2340 الهدف 2360", {"symbol": "XAUUSD", "side": "buy", "sl": 2340, "tp": [2360]}),
     ("Buy gold 2330 stop-loss 2320 take-profit 2340", {"sl": 2320, "tp": [2340]}),
     (
         "#ADA\nBuy: 1850-1900 sats\nSell: 2100-2300-2500\nStop: 1700",
@@ -281,6 +287,8 @@ FOLLOW_UPS = [
     ("Stopp auf Einstand", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
     ("Gewinnmitnahme beim DAX", "close", {"action": {"action": "close", "target": "GER40"}}),
     ("Verkaufe die Hälfte DAX", "close", {"action": {"action": "close_partial", "fraction": 0.5}}),
+    ("استاپ رو ببرید نقطه ورود", "modify", {"action": {"action": "move_sl", "to": "breakeven"}}),
+    ("معامله بسته شد", "close", {"action": {"action": "close", "target": None}}),
     (
         "🔴 POSITION CLOSED\nSymbol: BTCUSDm\nSide: SELL\nPrice: 66000\nPosition ID: 123456\nProfit: $100",
         "close",
