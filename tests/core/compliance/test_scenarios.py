@@ -227,10 +227,15 @@ def run(engine: Engine, state: AccountState, action: dict[str, Any]) -> Decision
     kind = action["type"]
     if kind in ("new_order", "close_position", "close_order", "close", "modify_order"):
         closing = kind != "new_order" or str(action.get("intent", "")).startswith(("close", "reduce"))
+        ticket = _first(action, "position_id", "ticket", "close_ticket", "closes")
+        target = next((p for p in state.positions if p.id == ticket), None)
+        opposite = {"buy": "sell", "sell": "buy"}
         order = Order(
-            symbol=action["symbol"],
-            side=action["side"],
-            size=_size(action),
+            symbol=action.get("symbol") or (target.symbol if target else ""),
+            side=action.get("side") or (opposite[target.side] if target else "sell"),
+            size=_size(action)
+            if any(k in action for k in ("lots", "contracts", "shares", "size")) or target is None
+            else target.size,
             at=at,
             order_type=action.get("order_type", "market")
             if action.get("order_type") in ("market", "limit", "stop")
@@ -241,8 +246,10 @@ def run(engine: Engine, state: AccountState, action: dict[str, Any]) -> Decision
             requested_leverage=D(action.get("requested_leverage")),
             margin_requirement=D(_first(action, "margin_requirement", "additional_margin")),
             quote_to_account=D(action.get("quote_to_account")),
-            position_id=_first(action, "position_id", "ticket", "close_ticket", "closes"),
-            same_size_request=bool(_first(action, "same_size_request", "customer_request_same_size")),
+            position_id=ticket,
+            same_size_request=bool(
+                _first(action, "same_size_request", "customer_request_same_size", "customer_request")
+            ),
             intent="close" if closing else "open",
         )
         return engine.check(state, order)
