@@ -29,6 +29,7 @@ _COMMANDS: dict[str, str] = {
     "profiles": "service.cli.compliance:profiles",
     "check": "service.cli.compliance:check",
     "observe": "service.cli.compliance:observe",
+    "onboarding": "service.cli.onboarding:onboarding",
 }
 
 
