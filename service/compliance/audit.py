@@ -43,7 +43,14 @@ from signalos_core.audit import (
     verify,
 )
 
-__all__ = ["AUDIT_SCHEMA_VERSION", "ChainConflict", "DatabaseAuditLog", "account_chain", "firm_chain"]
+__all__ = [
+    "AUDIT_SCHEMA_VERSION",
+    "ChainConflict",
+    "DatabaseAuditLog",
+    "account_chain",
+    "firm_chain",
+    "verify_database",
+]
 
 AUDIT_SCHEMA_VERSION = "1"
 _SCAN_BATCH = 500
@@ -217,3 +224,25 @@ class DatabaseAuditLog:
             if matches(record, query):
                 items.append(record)
         return AuditPage(items=tuple(items), next_cursor=str(rows[-1].id) if more else None)
+
+
+async def verify_database(
+    database_url: str, *, chain_id: str | None = None, key: bytes | None = None
+) -> list[VerifyReport]:
+    """Verify every chain (or one) of the service database at ``database_url`` (SQLite or PostgreSQL).
+
+    What ``signalos audit verify --database-url URL`` runs: the same :func:`~signalos_core.audit.verify` as the
+    verify endpoints, anchored on the recorded heads.
+    """
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from service.db.engine import create_engine
+
+    engine = create_engine(database_url)
+    log = DatabaseAuditLog(key=key)
+    try:
+        async with async_sessionmaker(engine)() as db:
+            chains = [chain_id] if chain_id is not None else await log.chains(db)
+            return [await log.verify_chain(db, chain) for chain in chains]
+    finally:
+        await engine.dispose()

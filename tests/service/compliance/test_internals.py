@@ -3,6 +3,7 @@ order reservations, serialisation retries, and the clock loop (both databases wh
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
@@ -167,3 +168,31 @@ def test_app_starts_on_an_unmigrated_database(tmp_path: Path) -> None:
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", tmp_path)
     with TestClient(app=create_app(settings)) as client:
         assert client.get("/health").status_code == 200
+
+
+def test_verify_database_finds_tampering_on_either_backend(world: World, db_url: str) -> None:
+    from service.compliance.audit import verify_database
+    from service.compliance.models import audit_records
+
+    account_id = world.acme_account()
+    assert world.check(account_id, size="1").status_code == 200
+    reports = asyncio.run(verify_database(db_url))
+    assert reports
+    assert all(report.ok for report in reports)
+
+    async def tamper() -> None:
+        engine = create_engine(db_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    audit_records.update()
+                    .where(audit_records.c.chain_id == f"account:{account_id}", audit_records.c.sequence == 1)
+                    .values(outcome="deny")
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(tamper())
+    [report] = asyncio.run(verify_database(db_url, chain_id=f"account:{account_id}"))
+    assert not report.ok
+    assert report.issues[0].sequence == 1
