@@ -252,6 +252,10 @@ def _print_tables(report: Any) -> None:
     for k in report.kinds:
         kinds.add_row(k.kind, str(k.count), str(k.exact), f"{k.rate:.1%}")
     console.print(kinds)
+    realism = Table("realism", "count", "exact", "rate", title="Exact match per source realism")
+    for k in report.realism:
+        realism.add_row(k.kind, str(k.count), str(k.exact), f"{k.rate:.1%}")
+    console.print(realism)
     fields = Table("field", "tp", "fp", "fn", "precision", "recall", title="Per-field precision / recall")
     for f in report.fields:
         fields.add_row(f.name, str(f.tp), str(f.fp), str(f.fn), f"{f.precision:.1%}", f"{f.recall:.1%}")

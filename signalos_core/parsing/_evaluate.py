@@ -98,6 +98,7 @@ class EvalReport(msgspec.Struct, frozen=True):
     misses: list[Miss]
     ambiguous_exact: int
     ambiguous_total: int
+    realism: list[KindScore]  # exact match per record "realism" (channel / fixture / doc / issue), reported apart
 
 
 def _norm(value: Any) -> Any:
@@ -171,6 +172,7 @@ def evaluate(
     unsafe: list[str] = []
     misses: list[Miss] = []
     total = exact = amb_total = amb_exact = 0
+    realism: dict[str, list[int]] = {}
     for record in records:
         use = parser_for(record) if parser_for else default
         result: ParseResult = use.parse(record["text"], context=context_for(record, use.default_symbol))
@@ -197,6 +199,9 @@ def evaluate(
             counts[want_kind][0] += 1
             counts[want_kind][1] += ok
         confusion.setdefault(want_kind, dict.fromkeys(KINDS, 0))[got_kind] += 1
+        bucket = realism.setdefault(str(record.get("realism") or "unspecified"), [0, 0])
+        bucket[0] += 1
+        bucket[1] += ok
         if record.get("ambiguous"):
             amb_total += 1
             amb_exact += ok
@@ -236,6 +241,7 @@ def evaluate(
         misses=misses[:worst],
         ambiguous_exact=amb_exact,
         ambiguous_total=amb_total,
+        realism=[KindScore(k, c[0], c[1], _rate(c[1], c[0])) for k, c in sorted(realism.items())],
     )
 
 

@@ -38,6 +38,12 @@ def test_goals_hold(report: Any) -> None:
     assert report.unsafe == []
 
 
+def test_real_channel_messages_meet_the_goal_too(report: Any) -> None:
+    channel = next(r for r in report.realism if r.kind == "channel")
+    assert channel.count >= 50
+    assert channel.rate >= 0.90
+
+
 def test_no_kind_confusion_into_orders(report: Any) -> None:
     for label in ("noise", "info"):
         row = report.confusion[label]

@@ -65,6 +65,7 @@ def test_scores() -> None:
     assert flags["missing_sl"].fn == 1
     assert flags["missing_sl"].recall == 0.0
     assert len(ticks) == 4
+    assert [(r.kind, r.count, r.exact) for r in report.realism] == [("unspecified", 4, 2)]
 
 
 def test_empty_corpus() -> None:
