@@ -172,7 +172,10 @@ class Verifier:
 
     async def totp_credential(self, user_id: UUID) -> TotpCredential | None:
         """The user's TOTP row (enabled or pending), if any."""
-        return await self.db.scalar(select(TotpCredential).where(TotpCredential.user_id == user_id))
+        credential: TotpCredential | None = await self.db.scalar(
+            select(TotpCredential).where(TotpCredential.user_id == user_id)
+        )
+        return credential
 
     async def _check_totp(self, user_id: UUID, code: str) -> str | None:
         credential = await self.totp_credential(user_id)
