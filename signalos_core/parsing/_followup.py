@@ -359,7 +359,10 @@ class _Scanner:
     def _reports(self) -> None:
         """Signed pip or money amounts (``+20 pips``) are profit reports when nothing else was said."""
         for i, tok in enumerate(self.toks):
-            if tok.kind != NUM or tok.start == 0 or self.text[tok.start - 1] not in "+＋":
+            if tok.kind != NUM or tok.start == 0:
+                continue
+            sign = self.text[max(0, tok.start - 2) : tok.start]
+            if not (sign.endswith(("+", "＋")) or sign in ("+$", "+€", "+£")):
                 continue
             if tok.ncls == PIPS:
                 self.add(Action(action="profit_report", pips=tok.value), i)

@@ -263,6 +263,7 @@ FOLLOW_UPS = [
     ("Buy limit activated ✅", "info", {"action": {"action": "entry_triggered"}}),
     ("Hold your positions, don't close yet", "info", {"action": {"action": "hold"}}),
     ("Otra vez +35 pips ✅", "info", {"action": {"action": "profit_report", "pips": 35}}),
+    ("Another +$150 ✅", "info", {"action": {"action": "profit_report", "amount": 150}}),
     ("SL moved to 2335", "modify", {"action": {"action": "move_sl", "to": 2335}}),
     ("Trailing SL to 2340", "modify", {"action": {"action": "move_sl", "to": 2340}}),
     ("Gold hit TP2 +120 pips 🔥", "info", {"action": {"action": "tp_hit", "tp_index": 2}, "symbol": "XAUUSD"}),
