@@ -32,10 +32,11 @@ from service.logging import RequestContextMiddleware, configure_logging
 from service.onboarding.controllers import OnboardingAdminController, OnboardingController
 from service.problems import exception_handlers
 from service.security.passwords import PasswordService
-from service.security.tokens import build_jwt_auth
+from service.security.tokens import PUBLIC_PATHS, build_jwt_auth
 from service.settings import Settings
 from service.sync.controllers import PaperQuoteController, SyncController
 from service.system.controllers import health, problem_type, ready
+from service.system.openapi import DecimalSchemaPlugin, ProblemAwareJsonRenderPlugin
 from service.twofactor.controllers import ContactController, MfaLoginController, TwoFactorController
 
 __all__ = ["ROUTE_HANDLERS", "create_app"]
@@ -103,7 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
     return Litestar(
         route_handlers=list(ROUTE_HANDLERS),
-        plugins=[SQLAlchemyPlugin(config=alchemy)],
+        plugins=[SQLAlchemyPlugin(config=alchemy), DecimalSchemaPlugin()],
         on_app_init=[jwt_auth.on_app_init],
         middleware=middleware,
         exception_handlers=exception_handlers,
@@ -115,7 +116,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Compliance, sync, plugins, onboarding and accounts for the SignalOS trade-signal copier. "
             "Errors are RFC 9457 problem+json; see GET /problems/{code}.",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[
+                ScalarRenderPlugin(),
+                SwaggerRenderPlugin(path="/swagger"),
+                # /schema/openapi.json documents problem+json errors and which operations are public.
+                ProblemAwareJsonRenderPlugin(public_paths=PUBLIC_PATHS),
+            ],
         ),
         # Logging is configured by service.logging (JSON); Litestar's default text config would override it.
         logging_config=None,

@@ -23,7 +23,12 @@ __all__ = [
     "UserOut",
 ]
 
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, examples=["alice@example.com"])]
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3, max_length=320, examples=["alice@example.com"], extra_json_schema={"extra": {"format": "email"}}
+    ),
+]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024, description="12-256 characters")]
 DeviceName = Annotated[str, msgspec.Meta(max_length=200, examples=["Alice's laptop"])]
 
