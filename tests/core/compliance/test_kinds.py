@@ -486,3 +486,51 @@ def test_grandfathering_needs_an_offset() -> None:
             "  - {id: t.x, kind: max_loss, outcome: breach, breach_when: lt, params: {amount: 1},"
             " accounts_created_before: 2024-08-25T17:00:00}\n"
         )
+
+
+def test_order_kinds_not_applicable_and_missing_paths(engine_for: Build) -> None:
+    rules = (
+        "  - {id: t.lev, kind: leverage_cap, outcome: deny, breach_when: gt, params: {regime: esma, classes: [major_fx], max_leverage: 30}}\n"
+        "  - {id: t.size, kind: max_position_size, outcome: deny, breach_when: gt, params: {max: 1, symbols: [XAUUSD]}}\n"
+        "  - {id: t.scale, kind: scaling_plan, outcome: deny, breach_when: gt, params: {tiers: [{max: 1}]}}\n"
+        "  - {id: t.sl, kind: stop_loss_required, outcome: deny, params: {at_submission: false}}\n"
+        "  - {id: t.risk, kind: max_risk_per_position, outcome: deny, breach_when: gt, params: {pct: 2, of: equity}}\n"
+        "  - {id: t.im, kind: intraday_margin, outcome: deny, breach_when: lt}\n"
+        "  - {id: t.allow, kind: allowed_instruments, outcome: deny, params: {symbols: [EURUSD]}}\n"
+    )
+    engine = engine_for(rules)
+    gold = Position(id="g", symbol="XAUUSD", side="buy", size=D(1))
+    fx = Position(id="f", symbol="EURUSD", side="buy", size=D(5))
+    st = state(positions=[gold, fx], maintenance_margin=D(1))
+    closing = engine.check(st, order(intent="close", side="sell"))
+    assert closing.allowed
+    assert closing.evaluated == []
+    sized = engine.check(st, order(symbol="XAUUSD", stop_loss=None, requested_leverage=D(5)))
+    assert {f.rule_id for f in sized.fired} >= {"t.size", "t.allow", "t.scale"}
+    no_initial = msgspec_replace(st, initial_balance=None)  # type: ignore[arg-type]
+    no_size_param = engine_for(rules.replace("default: 100000", "default: 1"))
+    assert no_size_param.check(no_initial, order(price=D("1.1"))).fired
+    unknown_equity = state(
+        positions=[Position(id="u", symbol="EURUSD", side="buy", size=D(1))], maintenance_margin=D(1)
+    )
+    missing = engine.check(unknown_equity, order(price=D("1.1"), margin_requirement=D(1)))
+    assert {f.missing_field for f in missing.fired if f.reason == "missing_input"} == {
+        "state.equity",
+        "order.requested_leverage",
+    }
+    assert engine.check(state(), order()).fired[0].missing_field in {"order.price", "order.requested_leverage"}
+    monitor = engine.observe(
+        state(positions=[Position(id="r", symbol="EURUSD", side="buy", size=D(1), stop_loss=D("1.0"))]),
+        EquityUpdate(at=T0, equity=D(100000)),
+    )
+    assert monitor.warnings[0].missing_field == "state.positions[0].price"
+
+
+def test_fifo_needs_opening_times(engine_for: Build) -> None:
+    engine = engine_for("  - {id: t.fifo, kind: fifo_close, outcome: deny}\n")
+    held = [
+        Position(id="A", symbol="EURUSD", side="buy", size=D(1)),
+        Position(id="B", symbol="EURUSD", side="buy", size=D(1)),
+    ]
+    result = engine.check(state(positions=held), order(side="sell", intent="close", position_id="B"))
+    assert result.fired[0].missing_field == "state.positions.opened_at"
