@@ -12,11 +12,12 @@ deployments set ``SIGNALOS_ONBOARDING_ALLOW_PRIVATE_TARGETS=1`` or call :func:`c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -119,11 +120,35 @@ for _code, _status, _title, _description in (
 
 @attrs.define
 class OnboardingRuntime:
-    """App-wide onboarding services: the connection testers and the provider-plugin lookup."""
+    """App-wide onboarding services: the connection testers and the provider-plugin lookup.
+
+    ``per_user_tests`` bounds one user's simultaneous connection tests, so nobody can occupy every slot of the
+    testers with stalling targets (the testers' own bound is process-wide).
+    """
 
     testers: ConnectionTesters
     # Per request: finds the caller's provider plugins (the marketplace's active installs), or None.
     providers: Callable[[CurrentUser, AsyncSession], ProviderLookup | None] | None = None
+    per_user_tests: int = 2
+    _running: dict[UUID, int] = attrs.field(factory=dict)
+
+    @contextlib.asynccontextmanager
+    async def test_slot(self, user_id: UUID) -> AsyncIterator[None]:
+        """Hold one of the user's connection-test slots (429 ``rate_limited`` when all are busy)."""
+        # Requests share one event loop and nothing awaits between the check and the increment: no lock needed.
+        if self._running.get(user_id, 0) >= self.per_user_tests:
+            raise ProblemError(
+                "rate_limited",
+                detail=f"At most {self.per_user_tests} connection tests at once; wait for the running ones",
+                headers={"Retry-After": "10"},
+            )
+        self._running[user_id] = self._running.get(user_id, 0) + 1
+        try:
+            yield
+        finally:
+            self._running[user_id] -= 1
+            if not self._running[user_id]:
+                del self._running[user_id]
 
 
 def configure_onboarding(app: Litestar, runtime: OnboardingRuntime) -> None:
@@ -359,13 +384,16 @@ class OnboardingService:
         providers = self.runtime.providers(user, self.db) if self.runtime.providers else None
         diagnosis: ConnectionDiagnosis | None = None
         invalidated: tuple[str, ...] = ()
+        definition = engine.workflow.step(step_id)
+        tests_connection = not skip and definition is not None and definition.action == "connection_test"
         try:
             if skip:
                 record = engine.skip(records, facts, step_id, now=now)
             else:
-                result = await engine.submit(
-                    records, facts, step_id, answers, now=now, providers=providers, paper_account=str(user.id)
-                )
+                async with self.runtime.test_slot(user.id) if tests_connection else contextlib.nullcontext():
+                    result = await engine.submit(
+                        records, facts, step_id, answers, now=now, providers=providers, paper_account=str(user.id)
+                    )
                 record, invalidated, diagnosis = result.record, result.invalidated, result.diagnosis
         except (StepStateError, StepValidationError) as exc:
             # Nothing is stored for a refused submission (the transaction rolls back on any error response).
@@ -414,7 +442,8 @@ class OnboardingService:
         engine = await self.engine_for(user.firm_id)
         providers = self.runtime.providers(user, self.db) if self.runtime.providers else None
         try:
-            found = await engine.test_connection(step_id, answers, providers=providers)
+            async with self.runtime.test_slot(user.id):
+                found = await engine.test_connection(step_id, answers, providers=providers)
         except (StepStateError, StepValidationError) as exc:
             raise problem_for(exc) from None
         return diagnosis_out(found)

@@ -95,3 +95,28 @@ def test_concurrent_retries_with_one_key_apply_once(client: TestClient[Litestar]
     retry = client.post("/api/onboarding/steps/profile", json={"answers": answers}, headers=headers)
     assert retry.status_code == 200
     assert retry.json()["replayed"] is True
+
+
+def test_one_user_cannot_hold_every_test_slot(
+    client: TestClient[Litestar], trader: dict[str, Any], loopback: LoopbackServers
+) -> None:
+    stall, good = loopback.bridge("stall"), loopback.bridge()
+    other = register_and_login(client)
+
+    def run(user: dict[str, Any], port: int) -> Any:
+        return client.post(
+            "/api/onboarding/connections/test",
+            json={"step_id": "broker", "answers": bridge(port, timeout_s=1.5)},
+            headers=user["headers"],
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        mine = [pool.submit(run, trader, stall) for _ in range(3)]
+        time.sleep(0.5)
+        theirs = run(other, good)
+        codes = sorted(future.result(timeout=10).status_code for future in mine)
+    assert codes == [200, 200, 429]
+    assert theirs.status_code == 200
+    assert theirs.json()["status"] == "ok"
+    # the slots are released afterwards
+    assert run(trader, good).json()["status"] == "ok"
