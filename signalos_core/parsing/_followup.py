@@ -209,11 +209,11 @@ class _Scanner:
                 saw_to |= tok.text in (">",)
                 continue
             if tok.kind == NUM:
+                if tok.ncls in (INDEX, ORDINAL):
+                    continue
                 if tok.ncls == PRICE and tok.value is not None:
                     return tok.value, i
-                if tok.ncls in (INDEX, ORDINAL) or (tok.value is not None and tok.value < 10 and not tok.decimals):
-                    continue
-                return None, -1
+                return None, -1  # a %, pips or money amount: not a level ("SL 5% below entry")
             c = tok.concepts
             if "breakeven" in c and (saw_to or "entry" not in c or gap <= 2):
                 return "breakeven", i

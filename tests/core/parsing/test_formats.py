@@ -161,6 +161,17 @@ OPENS = [
     ("Kaufe BITCOIN EK 30.000 SL 29.000", {"symbol": "BTCUSD", "entry": 30000, "sl": 29000}),
     ("Kaufe SILBER EK 23,50 SL 23,10 Ziel 24,20", {"symbol": "XAGUSD", "entry": 23.5, "tp": [24.2]}),
     (
+        "#ADA Buy below 1900 sats\nTargets 2100 2300\nStop loss: 5% below entry",
+        {
+            "symbol": "ADABTC",
+            "entry": 1900,
+            "tp": [2100, 2300],
+            "flags": ["sl_percent"],
+            "no_flags": ["contains_followup_text"],
+        },
+    ),
+    ("Compramos desde 2330 con SL en 2322 y TP en 2345", {"side": "buy", "entry": 2330, "sl": 2322, "tp": [2345]}),
+    (
         "🔴 فروش طلا\nقیمت ورود: 2350 - 2355\nحد ضرر: 2360\nحد سود اول: 2345\nحد سود دوم: 2340",
         {"symbol": "XAUUSD", "side": "sell", "entry": [2350, 2355], "sl": 2360, "tp": [2345, 2340]},
     ),
