@@ -187,3 +187,24 @@ def test_status_reports_limits_headroom_and_objectives(world: World) -> None:
     own = world.own_account()
     bare = client.get(f"/api/trading-accounts/{own}/status", headers=world.trader["headers"]).json()
     assert (bare["profile_id"], bare["limits"], bare["status"]) == (None, [], "active")
+
+
+def test_shipped_profiles_enforce_end_to_end(world: World) -> None:
+    # A trader's own account in the ESMA retail regime: leverage above 30:1 on a major pair is refused.
+    own = world.own_account()
+    assert world.set_mode(own, who=world.trader, source="builtin", profile_id="esma-retail").json()["mode"]["kind"] == (
+        "regulatory"
+    )
+    ok = world.check(own, requested_leverage="30").json()
+    assert ok["allowed"] is True
+    too_much = world.check(own, requested_leverage="31", at=now_iso(1)).json()
+    assert too_much["allowed"] is False
+    leverage = next(rule for rule in too_much["rules"] if rule["rule_id"] == "esma.leverage.major_fx")
+    assert (Decimal(leverage["value"]), Decimal(leverage["threshold"])) == (31, 30)
+    # A firm puts a funded 200k account on FTMO's shipped challenge: the account size drives the limits.
+    funded = world.funded_account(size="200000")
+    mode = world.set_mode(funded, source="builtin", profile_id="ftmo-2step-challenge").json()["mode"]
+    assert (mode["kind"], mode["params"]) == ("firm", {"account_size": "200000"})
+    breach = world.feed(funded, equity("189999.99")).json()  # 5% of 200k = 10,000 daily loss
+    assert breach["status"] == "breached"
+    assert [a["rule_id"] for a in breach["actions"] if a["action"] == "breach"] == ["ftmo.max_daily_loss"]
