@@ -106,9 +106,9 @@ class CallableExtension:
             answer = self.call(text, context)
             if answer is None:
                 return None
-            return result_from_plugin(
-                answer, source=self.name, current_price=context.current_price if context else None
-            )
+            symbol = answer.get("symbol") if isinstance(answer, Mapping) else None
+            price = context.price_for(str(symbol).upper()) if context else None
+            return result_from_plugin(answer, source=self.name, current_price=price)
         except Exception:
             self.failures += 1
             return None

@@ -46,12 +46,20 @@ class ParseContext(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     ``default_symbol``: the channel's instrument when a message names none. ``current_price``: a reference
     price (enables market/limit/stop from entry vs price, shorthand expansion and pip conversion).
-    ``reply_to``: the replied-to message.
+    ``prices``: reference prices per canonical symbol, for messages about several instruments (used before
+    ``current_price``). ``reply_to``: the replied-to message.
     """
 
     default_symbol: str | None = None
     current_price: Decimal | None = None
+    prices: dict[str, Decimal] = msgspec.field(default_factory=dict)
     reply_to: ReplyTo | None = None
+
+    def price_for(self, symbol: str | None) -> Decimal | None:
+        """The reference price for ``symbol``: its entry in ``prices``, else ``current_price``."""
+        if symbol is not None and symbol in self.prices:
+            return self.prices[symbol]
+        return self.current_price
 
 
 class Action(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

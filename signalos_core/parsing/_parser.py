@@ -112,7 +112,6 @@ class SignalParser:
         reply = context.reply_to if context else None
         follow = scan_followups(toks, text, has_reply=reply is not None)
         drafts = extract_orders(toks, text, lex, set(follow.consumed))
-        price = context.current_price if context else None
         default_symbol = (context.default_symbol if context else None) or self.default_symbol
         has_default = default_symbol is not None
         short = _Short(toks)
@@ -143,15 +142,21 @@ class SignalParser:
                 # a compound message: re-read the order without the follow-up's claims on its labels
                 drafts = extract_orders(toks, text, lex, set())
                 opened = [d for d in drafts if _open_strength(d, has_default, short) > 0] or opened
-            return self._open(text, opened, follow, price, default_symbol)
+            return self._open(text, opened, follow, context, default_symbol)
         return self._finish(ParseResult(kind="noise", confidence=0.9 if not _has_prices(toks) else 0.75))
 
     def _open(
-        self, text: str, drafts: list[Draft], follow: FollowUps, price: Decimal | None, default_symbol: str | None
+        self,
+        text: str,
+        drafts: list[Draft],
+        follow: FollowUps,
+        context: ParseContext | None,
+        default_symbol: str | None,
     ) -> ParseResult:
         lex = self.lexicon
         results = []
         for draft in drafts:
+            price = context.price_for(draft.symbol or default_symbol) if context else None
             fields, flags, spans = finalise(draft, lex, price)
             if follow.actions and follow.verb_cue:
                 flags.add("contains_followup_text")

@@ -404,6 +404,13 @@ def test_order_type_from_current_price() -> None:
     check("GOLD BUY LIMIT 2350 SL 2320 TP 2370", {"order_type": "limit", "order_type_explicit": True}, below)
 
 
+def test_reference_prices_per_symbol() -> None:
+    ctx = ParseContext(prices={"EURUSD": Decimal("1.0900"), "GBPUSD": Decimal("1.2600")}, current_price=Decimal(1))
+    result = parse("EURUSD BUY 1.0850 SL 1.0820 TP 1.0900\nGBPUSD BUY 1.2700 SL 1.2660 TP 1.2760", context=ctx)
+    assert [(s.symbol, s.order_type) for s in result.signals] == [("EURUSD", "limit"), ("GBPUSD", "stop")]
+    assert ctx.price_for("USDJPY") == Decimal(1)
+
+
 def test_pips_converted_only_with_a_reference() -> None:
     text = "EURUSD buy now SL 20 pips TP 40 pips"
     check(text, {"sl": None, "tp": []})
