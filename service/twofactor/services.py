@@ -14,6 +14,7 @@ The rules (auth.md §4, docs/security.md):
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -35,7 +36,7 @@ from service.twofactor import backup, totp
 from service.twofactor.crypto import SecretBox
 from service.twofactor.models import BackupCode, MfaChallenge, MfaState, OneTimeCode, TotpCredential
 from service.twofactor.pending import PendingClaims, issue_pending_token
-from service.twofactor.senders import build_senders
+from service.twofactor.senders import Senders, build_senders
 from service.twofactor.verifier import STRONG_AMR, Verifier
 
 __all__ = ["Challenge", "SecondFactor", "TwoFactorService", "provide_twofactor_service"]
@@ -65,11 +66,6 @@ class Challenge:
     token: str
     expires_in: int
     methods: list[str]
-
-
-def _naive_safe(value: datetime) -> datetime:
-    # SQLite hands back what was stored; DateTimeUTC guarantees tz-aware values, this is a belt and braces.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class TwoFactorService(Verifier):
@@ -223,7 +219,7 @@ class TwoFactorService(Verifier):
             await self._elevate(current, await self._check_strong(current, client, factor))
             return
         session = await self._session(current)
-        fresh = _naive_safe(session.auth_time) >= datetime.now(UTC) - self.settings.step_up_ttl
+        fresh = session.auth_time >= datetime.now(UTC) - self.settings.step_up_ttl
         if not (fresh and STRONG_AMR & set(session.amr.split(","))):
             raise ProblemError("step_up_required")
 
@@ -267,7 +263,7 @@ class TwoFactorService(Verifier):
             credential is None
             or credential.pending_secret is None
             or credential.pending_created_at is None
-            or _naive_safe(credential.pending_created_at) + _PENDING_SETUP_TTL <= now
+            or credential.pending_created_at + _PENDING_SETUP_TTL <= now
         ):
             raise ProblemError("totp_setup_missing")
         await self.state(user.id)
@@ -365,8 +361,6 @@ class TwoFactorService(Verifier):
         self, current: CurrentUser, client: ClientInfo, *, channel: str, value: str, password: str, factor: SecondFactor
     ) -> OneTimeCode:
         """Change email or phone, step 1: password + step-up, then a code to the NEW address."""
-        import re
-
         if channel == "sms":
             value = value.strip().replace(" ", "")
             if re.fullmatch(_PHONE_RE, value, re.ASCII) is None:
@@ -482,7 +476,7 @@ class TwoFactorService(Verifier):
         return counts
 
 
-def twofactor_runtime(app_state: Any, settings: Settings) -> tuple[SecretBox, Any]:
+def twofactor_runtime(app_state: Any, settings: Settings) -> tuple[SecretBox, Senders]:
     """The app-wide secret box and senders (built once per app, cached in ``app.state``)."""
     runtime = app_state.get(_RUNTIME_KEY)
     if runtime is None:
