@@ -147,11 +147,15 @@ def context_for(record: Mapping[str, Any], default_symbol: str | None = None) ->
     reply = record.get("reply_to")
     reply_to = ReplyTo(text=str(reply.get("text", "")), message_id=reply.get("message_id")) if reply else None
     price = raw.get("current_price")
+    prices = {str(k).upper(): Decimal(str(v)) for k, v in (raw.get("prices") or {}).items()}
     symbol = raw.get("default_symbol") or default_symbol
-    if reply_to is None and price is None and symbol is None:
+    if reply_to is None and price is None and symbol is None and not prices:
         return None
     return ParseContext(
-        default_symbol=symbol, current_price=Decimal(str(price)) if price is not None else None, reply_to=reply_to
+        default_symbol=symbol,
+        current_price=Decimal(str(price)) if price is not None else None,
+        prices=prices,
+        reply_to=reply_to,
     )
 
 

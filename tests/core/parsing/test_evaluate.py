@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,9 @@ def test_context_for_reads_reply_and_context() -> None:
     assert ctx.reply_to is not None
     assert ctx.reply_to.message_id == "9"
     assert ctx.default_symbol == "US30"
+    ctx = context_for({"text": "x", "context": {"prices": {"eurusd": "1.09"}}})
+    assert ctx is not None
+    assert ctx.price_for("EURUSD") == Decimal("1.09")
 
 
 def test_load_corpus(tmp_path: Path) -> None:
