@@ -218,3 +218,43 @@ def test_effective_from_is_honoured(world: World) -> None:
     assert early.json()["effective_from"] == future
     # Without a version the newest version in effect today is chosen.
     assert world.set_mode(account_id).json()["mode"]["version"] == "1"
+
+
+def test_every_account_endpoint_hides_the_account_from_outsiders(world: World) -> None:
+    client = world.client
+    account_id = world.acme_account()
+    base = f"/api/trading-accounts/{account_id}"
+    order = {"symbol": "EURUSD", "side": "buy", "size": "1", "at": "2026-05-12T09:00:00Z"}
+    calls = [
+        ("GET", base, None),
+        ("GET", f"{base}/mode/history", None),
+        ("PUT", f"{base}/mode", {"source": "firm", "profile_id": "acme-challenge", "reason": "takeover"}),
+        ("POST", f"{base}/orders/check", order),
+        ("POST", f"{base}/feed", {"events": [{"type": "equity_update", "at": "2026-05-12T09:00:00Z", "equity": "1"}]}),
+        ("POST", f"{base}/reset", {"reason": "let me trade"}),
+        ("GET", f"{base}/status", None),
+        ("POST", f"{base}/dry-run", {"source": "firm", "profile_id": "acme-challenge"}),
+        ("GET", f"{base}/audit", None),
+        ("GET", f"{base}/audit/export", None),
+        ("GET", f"{base}/audit/verify", None),
+        ("GET", f"{base}/reports/daily", None),
+        ("GET", f"{base}/reports/daily.html", None),
+    ]
+    for who in (world.other_trader, world.other_admin):
+        for method, url, body in calls:
+            response = client.request(method, url, json=body, headers=who["headers"])
+            assert response.status_code == 404, (method, url, response.status_code)
+            assert response.json()["code"] == "not_found"
+    firm_calls = [
+        ("GET", f"/api/firms/{world.firm_id}/profiles"),
+        ("GET", f"/api/firms/{world.firm_id}/profiles/acme-challenge/versions/1"),
+        ("DELETE", f"/api/firms/{world.firm_id}/profiles/acme-challenge/versions/1"),
+        ("GET", f"/api/firms/{world.firm_id}/compliance/report"),
+        ("GET", f"/api/firms/{world.firm_id}/compliance/audit/verify"),
+    ]
+    for who in (world.trader, world.other_admin):
+        for method, url in firm_calls:
+            assert client.request(method, url, headers=who["headers"]).status_code == 404, (method, url)
+    # Nothing an outsider sent reached the account's audit chain.
+    records = client.get(f"{base}/audit", headers=world.firm_admin["headers"]).json()["items"]
+    assert [r["kind"] for r in records] == ["mode_change"]
