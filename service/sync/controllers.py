@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,7 +64,7 @@ class PaperQuoteController(Controller):
         self,
         db_session: NamedDependency[AsyncSession],
         request: Request[Any, Any, Any],
-        symbol: FromPath[str],
+        symbol: Annotated[str, Parameter(pattern=r"^[A-Za-z0-9._-]{1,32}$", description="e.g. EURUSD")],
         data: JSONBody[QuoteIn],
     ) -> QuoteOut:
         """Store the price and trigger stops, targets and limit orders of every paper account holding it."""

@@ -168,10 +168,13 @@ def test_invalid_pushes_name_the_field(client: TestClient[Litestar]) -> None:
     assert response.status_code == 400
 
 
-def test_quotes_are_for_platform_admins(client: TestClient[Litestar]) -> None:
+def test_quotes_are_for_platform_admins_and_validated(client: TestClient[Litestar], admin: dict[str, Any]) -> None:
     trader = register_and_login(client)
     response = client.put("/api/paper/quotes/EURUSD", json={"price": "1.1"}, headers=trader["headers"])
     assert response.status_code == 403
+    for symbol, price in [("EURUSD", "-1"), ("EURUSD", "NaN"), ("EUR%20USD", "1.1")]:
+        response = client.put(f"/api/paper/quotes/{symbol}", json={"price": price}, headers=admin["headers"])
+        assert response.status_code == 400, (symbol, price, response.text)
 
 
 def test_unreachable_server_keeps_everything_queued(tmp_path: Path) -> None:
