@@ -42,7 +42,7 @@ from service.twofactor.crypto import DecryptionError, SecretBox
 from service.twofactor.models import BackupCode, MfaState, OneTimeCode, TotpCredential
 from service.twofactor.senders import DeliveryError, Message, Senders
 
-__all__ = ["AMR", "STRONG_AMR", "Verifier"]
+__all__ = ["AMR", "STRONG_AMR", "Verifier", "lockout_duration"]
 
 _log = structlog.get_logger("signalos.twofactor")
 
@@ -50,6 +50,18 @@ _log = structlog.get_logger("signalos.twofactor")
 AMR: Final = {"totp": "otp", "backup": "backup", "sms": "sms", "email": "email"}
 STRONG_AMR: Final = frozenset({"otp", "backup"})
 _CODE_DIGITS: Final = {"sms": 6, "email": 8}  # auth.md §4.12: 6 digits, 8 preferred for email
+
+
+def lockout_duration(settings: Settings, failures: int) -> timedelta | None:
+    """How long ``failures`` consecutive failures lock the second factor (``None``: below the threshold).
+
+    The threshold-th failure locks for ``SIGNALOS_MFA_LOCKOUT_SECONDS``; each further one doubles it, capped at
+    ``SIGNALOS_MFA_LOCKOUT_MAX_SECONDS``. The exponent is bounded so huge counts cannot overflow.
+    """
+    over = failures - settings.mfa_lockout_threshold
+    if over < 0:
+        return None
+    return min(settings.mfa_lockout * (2 ** min(over, 20)), settings.mfa_lockout_max)
 
 
 class Verifier:
@@ -107,10 +119,8 @@ class Verifier:
                 )
                 or 0
             )
-            over = failures - self.settings.mfa_lockout_threshold
-            if over >= 0:
-                # Doubling from the base, capped; computed on a bounded exponent so huge counts cannot overflow.
-                duration = min(self.settings.mfa_lockout * (2 ** min(over, 20)), self.settings.mfa_lockout_max)
+            duration = lockout_duration(self.settings, failures)
+            if duration is not None:
                 await self.db.execute(
                     update(MfaState).where(MfaState.user_id == user.id).values(locked_until=now + duration)
                 )

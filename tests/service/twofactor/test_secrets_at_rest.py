@@ -237,3 +237,35 @@ def test_settings_validate_the_twofactor_variables() -> None:
     )
     assert settings.mfa_lockout_max.total_seconds() == 900  # the cap is never below the first lockout
     assert "pw-secret" not in repr(settings)
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    threshold=st.integers(min_value=1, max_value=10),
+    base=st.integers(min_value=1, max_value=3600),
+    cap=st.integers(min_value=1, max_value=86400),
+    failures=st.integers(min_value=0, max_value=10_000),
+)
+def test_lockout_schedule(threshold: int, base: int, cap: int, failures: int) -> None:
+    from service.twofactor.verifier import lockout_duration
+
+    settings = Settings.from_env(
+        {
+            "SIGNALOS_DEV": "1",
+            "SIGNALOS_MFA_LOCKOUT_THRESHOLD": str(threshold),
+            "SIGNALOS_MFA_LOCKOUT_SECONDS": str(base),
+            "SIGNALOS_MFA_LOCKOUT_MAX_SECONDS": str(cap),
+        }
+    )
+    duration = lockout_duration(settings, failures)
+    if failures < threshold:
+        assert duration is None
+        return
+    assert duration is not None
+    seconds = duration.total_seconds()
+    assert base <= seconds <= max(base, cap)  # at least the first lock, never beyond the cap
+    following = lockout_duration(settings, failures + 1)
+    assert following is not None
+    assert following >= duration  # escalates (or stays at the cap)
+    if failures == threshold:
+        assert seconds == base
