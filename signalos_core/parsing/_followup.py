@@ -115,14 +115,36 @@ class _Scanner:
             for sentence in _sentences(self.toks):
                 self._sentence(sentence)
         if not self.out.actions:
+            self._bare_label()
+        if not self.out.actions:
             self._reports()
         return self.out
+
+    def _bare_label(self) -> None:
+        """A message that is only ``SL`` (or ``TP2``), perhaps with an emoji: that level was hit."""
+        words = [i for i, t in enumerate(self.toks) if t.kind == WORD]
+        prices = [
+            t for t in self.toks if t.kind == NUM and t.ncls == PRICE and not (t.value is not None and t.value <= 20)
+        ]
+        if len(words) != 1 or prices:
+            return
+        tok = self.toks[words[0]]
+        if "sl" in tok.concepts or ("stop_word" in tok.concepts and "emoji_label" not in tok.concepts):
+            self.add(Action(action="sl_hit"), words[0])
+        elif "tp" in tok.concepts or ("tp_glued" in tok.concepts and tok.index is not None):
+            index = tok.index
+            small = [t for t in self.toks if t.kind == NUM and t.value is not None and not t.decimals]
+            if index is None and len(small) == 1 and small[0].value is not None:
+                index = int(small[0].value)
+            self.add(Action(action="tp_hit", tp_index=index), words[0])
 
     # ---------------------------------------------------------------- per sentence
     def _sentence(self, idx: list[int]) -> None:
         toks = self.toks
         move_at = next((k for k, i in enumerate(idx) if "move" in toks[i].concepts), None)
         hit_at = next((k for k, i in enumerate(idx) if toks[i].concepts & {"hit", "stopped"}), None)
+        if hit_at is not None and self._negated(idx, hit_at):
+            hit_at = None  # "price almost tagged my stop", "no tocó el TP": not a hit
         hit_label = self._hit_label(idx, hit_at) if hit_at is not None else None
         for k, i in enumerate(idx):
             tok = toks[i]

@@ -48,6 +48,8 @@ PENALTIES: dict[str, float] = {
     "pips_annotation_mismatch": 0.15,
     "contains_followup_text": 0.2,
     "sl_at_entry": 0.1,
+    "sl_at_zone_edge": 0.1,
+    "missing_leading_zero": 0.1,
     "duplicate_tp": 0.1,
     "missing_side": 0.5,
     "levels_in_image": 0.5,
@@ -178,6 +180,12 @@ class _Final:
             if band[0] <= scaled <= band[1]:
                 self.flags.add("thousands_dot")
                 return scaled, tok
+        head, dot, tail = raw.partition(".")
+        if dot and len(head) == 2 and len(tail) >= 2 and band[1] < 10 and not band[0] <= value <= band[1]:
+            shifted = Decimal(f"0.{head}{tail}")  # "65.43" for AUDUSD 0.6543: the leading "0." left out
+            if band[0] <= shifted <= band[1]:
+                self.flags.add("missing_leading_zero")
+                return shifted, tok
         return value, tok
 
     def _entry(self, vals: list[tuple[Decimal, Tok]]) -> None:
@@ -266,7 +274,8 @@ class _Final:
             elif sl is not None and any((t <= sl) if buy else (t >= sl) for t in tps):
                 flags.add("tp_wrong_side")
             if sl is not None and low is not None and high is not None and ((sl >= low) if buy else (sl <= high)):
-                flags.add("sl_at_entry" if sl in (low, high) else "sl_wrong_side")
+                edge = "sl_at_zone_edge" if low != high else "sl_at_entry"
+                flags.add(edge if sl in (low, high) else "sl_wrong_side")
             steps = [b - a for a, b in itertools.pairwise(tps)]
             if any((s < 0) if buy else (s > 0) for s in steps):
                 flags.add("tp_unordered")

@@ -160,6 +160,8 @@ OPENS = [
     ("Ich kaufe Gold bei 1.950,50 EK, SL 1.940", {"entry": 1950.5, "sl": 1940, "flags": ["thousands_dot"]}),
     ("Kaufe BITCOIN EK 30.000 SL 29.000", {"symbol": "BTCUSD", "entry": 30000, "sl": 29000}),
     ("Kaufe SILBER EK 23,50 SL 23,10 Ziel 24,20", {"symbol": "XAGUSD", "entry": 23.5, "tp": [24.2]}),
+    ("AUDUSD BUY 65.43 SL 65.10 TP 66.00", {"entry": 0.6543, "sl": 0.651, "flags": ["missing_leading_zero"]}),
+    ("Buy gold 2330-2325 SL 2325 TP 2340", {"sl": 2325, "flags": ["sl_at_zone_edge"]}),
     (
         "#ADA Buy below 1900 sats\nTargets 2100 2300\nStop loss: 5% below entry",
         {
@@ -275,6 +277,9 @@ FOLLOW_UPS = [
     ("Hold your positions, don't close yet", "info", {"action": {"action": "hold"}}),
     ("Otra vez +35 pips ✅", "info", {"action": {"action": "profit_report", "pips": 35}}),
     ("Another +$150 ✅", "info", {"action": {"action": "profit_report", "amount": 150}}),
+    ("SL ❌", "info", {"action": {"action": "sl_hit"}}),
+    ("TP2", "info", {"action": {"action": "tp_hit", "tp_index": 2}}),
+    ("Cerramos las dos", "close", {"action": {"action": "close_all"}}),
     ("SL moved to 2335", "modify", {"action": {"action": "move_sl", "to": 2335}}),
     ("Trailing SL to 2340", "modify", {"action": {"action": "move_sl", "to": 2340}}),
     ("Gold hit TP2 +120 pips 🔥", "info", {"action": {"action": "tp_hit", "tp_index": 2}, "symbol": "XAUUSD"}),
@@ -335,6 +340,7 @@ NOISE = [
     "Short term outlook for EURUSD: bearish below 1.0850",
     "New VIP member offer: buy 1 month get 1 free 🔥 $99",
     "Top 5 pairs to buy this week: EURUSD, GBPUSD, USDJPY",
+    "lol price almost tagged my stop 😂",
     "",
     "🚀🚀🚀",
 ]
