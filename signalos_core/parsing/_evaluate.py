@@ -40,6 +40,7 @@ SCORED_FIELDS = (
     "tp_shorthand",
     "price_unit",
     "quantity",
+    "leverage",
     "action",
     "actions",
     "context_symbol",
