@@ -341,6 +341,8 @@ NOISE = [
     "New VIP member offer: buy 1 month get 1 free 🔥 $99",
     "Top 5 pairs to buy this week: EURUSD, GBPUSD, USDJPY",
     "lol price almost tagged my stop 😂",
+    "Semana cerrada con +500 pips",
+    "Llevamos +300 pips este mes 💰",
     "",
     "🚀🚀🚀",
 ]
