@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import html
 import io
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -278,3 +280,33 @@ def test_firm_report_aggregates_breaches_locks_and_near_limits(world: World) -> 
     assert client.get(url, params={"near": "2"}, headers=world.firm_admin["headers"]).status_code == 400
     stricter = client.get(url, params={"near": "0.95"}, headers=world.platform["headers"]).json()
     assert near not in {a["account_id"] for a in stricter["near_limit"]}
+
+
+def test_daily_report_renders_in_headless_chromium(world: World, tmp_path: Path) -> None:
+    """When Debian's `chromium` is installed, the page is laid out by a real browser and the chart has extent."""
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    account_id = _trade_day(world)
+    page = world.client.get(f"/api/trading-accounts/{account_id}/reports/daily.html", headers=world.trader["headers"])
+    # The probe runs after layout: it measures each series' bounding box in the rendered SVG.
+    probe = (
+        "<script>const out = {}; for (const line of document.querySelectorAll('polyline')) {"
+        " const box = line.getBBox(); out[line.dataset.series] = [box.width, box.height]; }"
+        " document.body.setAttribute('data-boxes', JSON.stringify(out));</script>"
+    )
+    html_file = tmp_path / "report.html"
+    html_file.write_text(page.text.replace("</body>", probe + "</body>"), encoding="utf-8")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", html_file.as_uri()]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout  # noqa: S603 - fixed arguments
+    boxes = json.loads(html.unescape(dom.split('data-boxes="', 1)[1].split('"', 1)[0]))
+    assert set(boxes) == {"equity", "daily_floor", "max_floor"}
+    # The two readings are a second apart (same x at this scale) but 1,500 apart in equity: a vertical segment.
+    assert boxes["equity"][1] > 20
+    screenshot = tmp_path / "report.png"
+    subprocess.run(  # noqa: S603 - fixed arguments
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={screenshot}",
+         "--window-size=900,1200", html_file.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
