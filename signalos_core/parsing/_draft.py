@@ -19,7 +19,6 @@ class Draft:
         "flags",
         "leverage",
         "lot",
-        "notes",
         "order_type",
         "otype_explicit",
         "otype_tok",
@@ -68,7 +67,6 @@ class Draft:
         self.risk: Decimal | None = None
         self.leverage: Decimal | None = None
         self.quantity: str | None = None
-        self.notes: list[str] = []
 
     def has_levels(self) -> bool:
         """True once an SL or TP (price, pips or open slot) was bound."""
