@@ -12,6 +12,7 @@ Stack traces never reach a client; unexpected errors become ``internal_error`` w
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 import attrs
@@ -165,6 +166,19 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]]:
     return errors
 
 
+# Litestar reports a missing parameter only in the detail: "Missing required query parameter 'x' for path ...".
+_MISSING_PARAMETER = re.compile(r"^Missing required (\w+) parameter '([^']*)'")
+
+
+def _errors_from_detail(detail: str) -> list[dict[str, Any]]:
+    match = _MISSING_PARAMETER.match(detail)
+    if match:
+        source, field = match.groups()
+        return [{"field": field, "message": f"missing required {source} parameter", "source": source}]
+    # Any other validation failure without details still names what was refused.
+    return [{"field": "request", "message": detail, "source": None}]
+
+
 def _field_from_message(message: str) -> str:
     # msgspec reports the location as "... - at `$.a.b`"; turn that into a field name.
     marker = "at `$."
@@ -181,7 +195,7 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
             request,
             "validation_error",
             detail="The request failed validation",
-            extra={"errors": _validation_errors(exc.extra)},
+            extra={"errors": _validation_errors(exc.extra) or _errors_from_detail(exc.detail)},
         )
     mapping: list[tuple[type[HTTPException], str]] = [
         (NotAuthorizedException, "not_authenticated"),

@@ -1,0 +1,64 @@
+"""Regressions the fuzz gate found in service/problems.py: validation problems always name the field.
+
+Litestar reports a missing required parameter only in the exception's detail (no ``extra``), which used to give
+``"errors": []``. A tiny app with the service's exception handlers pins the fix without depending on any area.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Litestar, get
+from litestar.exceptions import ValidationException
+from litestar.params import HeaderParameter, QueryParameter
+from litestar.testing import TestClient
+
+from service.problems import exception_handlers
+
+
+@get("/needs-query")
+async def needs_query(device_id: Annotated[str, QueryParameter(min_length=1)]) -> str:
+    return device_id
+
+
+@get("/needs-header")
+async def needs_header(token: Annotated[str, HeaderParameter(name="X-Token")]) -> str:
+    return token
+
+
+@get("/refuses")
+async def refuses() -> None:
+    raise ValidationException("multipart boundary missing in Content-Type")
+
+
+def _client() -> TestClient[Litestar]:
+    return TestClient(Litestar([needs_query, needs_header, refuses], exception_handlers=exception_handlers))
+
+
+def test_missing_required_query_parameter_is_named() -> None:
+    with _client() as client:
+        response = client.get("/needs-query")
+        assert response.status_code == 400
+        assert response.headers["content-type"].startswith("application/problem+json")
+        body = response.json()
+        assert body["code"] == "validation_error"
+        assert body["errors"] == [
+            {"field": "device_id", "message": "missing required query parameter", "source": "query"}
+        ]
+        assert client.get("/needs-query", params={"device_id": "a"}).status_code == 200
+
+
+def test_missing_required_header_is_named() -> None:
+    with _client() as client:
+        body = client.get("/needs-header").json()
+        assert body["errors"] == [
+            {"field": "X-Token", "message": "missing required header parameter", "source": "header"}
+        ]
+
+
+def test_validation_without_details_still_names_something() -> None:
+    with _client() as client:
+        response = client.get("/refuses")
+        assert response.status_code == 400
+        errors = response.json()["errors"]
+        assert errors == [{"field": "request", "message": "multipart boundary missing in Content-Type", "source": None}]
