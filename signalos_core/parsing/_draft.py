@@ -108,10 +108,14 @@ def modal_decimals(toks: list[Tok]) -> int:
 def recover(tok: Tok, decimals: int) -> Decimal | None:
     """Value of a number with glued garbage (``2368.502302.72``): integer part plus the usual decimals."""
     head, _, rest = tok.raw.partition(".")
-    if not head or not rest[:1].isdigit():
-        return None
-    frac = "".join(ch for ch in rest[:decimals] if ch.isdigit())
-    return Decimal(f"{head}.{frac}") if frac else Decimal(head)
+    if not head.isdigit() or not rest[:1].isdigit():
+        return None  # "12,500.5.3" or ",5": not a price with garbage glued on, leave it unbound
+    frac = ""
+    for ch in rest[:decimals]:
+        if not ch.isdigit():
+            break
+        frac += ch
+    return Decimal(f"{head}.{frac}")
 
 
 def share_levels(drafts: list[Draft]) -> None:

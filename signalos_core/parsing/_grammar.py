@@ -377,7 +377,9 @@ class _Extractor(TokenView):
         if j >= len(self.toks) or tok.decimals or len(tok.raw) > 2:
             return False
         nxt = self.toks[j]
-        if nxt.kind != NUM or nxt.decimals or nxt.start != tok.end + 1 or len(nxt.raw) < 3 or nxt.ncls != PRICE:
+        if nxt.kind != NUM or nxt.start != tok.end + 1 or len(nxt.raw) < 3 or nxt.ncls != PRICE:
+            return False
+        if not (tok.raw.isdigit() and nxt.raw.isdigit()):
             return False
         joined = Decimal(f"{tok.raw}.{nxt.raw}")
         refs = [v for v, _ in self.d.entry_vals] + [v for v, _ in self.d.tp]
@@ -397,7 +399,7 @@ class _Extractor(TokenView):
         if self.text[line_start : start - 1].strip():
             return False
         slot, line, prev = self.last
-        if line != self.line_of[i] - 1 or prev.decimals or prev.value is None:
+        if line != self.line_of[i] - 1 or not (prev.raw.isdigit() and tok.raw.isdigit()):
             return False
         joined = Decimal(f"{prev.raw}.{tok.raw}")
         d = self.d

@@ -170,6 +170,9 @@ class _Final:
     def _thousands(self, value: Decimal, tok: Tok, band: tuple[Decimal, Decimal]) -> tuple[Decimal, Tok]:
         """German-style ``15.234`` for a DAX at 15,234: a dot thousands separator (notation, not a digit fix)."""
         raw = tok.raw
+        head, dot, tail = raw.partition(".")
+        if not (dot and head.isdigit() and tail.isdigit()):
+            return value, tok
         if (
             len(raw) <= 7
             and raw.count(".") == 1
@@ -180,8 +183,7 @@ class _Final:
             if band[0] <= scaled <= band[1]:
                 self.flags.add("thousands_dot")
                 return scaled, tok
-        head, dot, tail = raw.partition(".")
-        if dot and len(head) == 2 and len(tail) >= 2 and band[1] < 10 and not band[0] <= value <= band[1]:
+        if len(head) == 2 and len(tail) >= 2 and band[1] < 10 and not band[0] <= value <= band[1]:
             shifted = Decimal(f"0.{head}{tail}")  # "65.43" for AUDUSD 0.6543: the leading "0." left out
             if band[0] <= shifted <= band[1]:
                 self.flags.add("missing_leading_zero")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signalos_core.parsing import MAX_TEXT_CHARS, parse
+from signalos_core.parsing import MAX_TEXT_CHARS, ParseContext, ReplyTo, parse
 
 SIGNALS = [
     "GOLD BUY NOW 2350 SL 2340 TP 2360 TP 2370",
@@ -36,6 +37,75 @@ def test_never_crashes_on_arbitrary_unicode(text: str) -> None:
 @given(st.text(alphabet=st.sampled_from("0123456789.,-/ :@\nTPSLtpslbuy"), max_size=600))
 def test_never_crashes_on_number_soup(text: str) -> None:
     parse(text)
+
+
+SOUP = [
+    "buy",
+    "sell",
+    "close",
+    "sl",
+    "tp1",
+    "EURUSD",
+    "gold",
+    "2330",
+    "1.0850",
+    "-",
+    "/",
+    "@",
+    "\n",
+    "✅",
+    "$BTC",
+    "50%",
+    "+20 pips",
+    "1)",
+    "2018.1.14",
+    "10:30",
+    "x10",
+    "sats",
+    "۲۳۴۰",
+    "حد ضرر",
+    "و",
+    "1,5",
+    "12,500",
+    "1.234,56",
+    "2368.502302.72",
+    ".5",
+    "3⃣",
+    "→",
+    "İ",
+    "𝐁𝐔𝐘",
+    "ＸＡＵＵＳＤ",
+    "99999999999999999999",
+    "1/3",
+    "EUR/ NZD",
+    "XUAUSD",
+    "us30.cash",
+    "1 7786",
+    "tp open",
+    "Sell:",
+    "Entry Targets:",
+    "1.000.000",
+    "12,500.5.3",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(SOUP), st.sampled_from([" ", "", "\n"])), max_size=25),
+    st.sampled_from([None, "2351", "1.09", "0.0001"]),
+    st.booleans(),
+)
+def test_never_crashes_on_signal_shaped_soup(pieces: list[tuple[str, str]], price: str | None, reply: bool) -> None:
+    text = "".join(a + b for a, b in pieces)
+    context = ParseContext(
+        current_price=Decimal(price) if price else None,
+        reply_to=ReplyTo(text=text[::-1]) if reply else None,
+        default_symbol="XAUUSD" if reply else None,
+    )
+    result = parse(text, context=context)
+    assert result.to_label()["kind"] == result.kind
+    for span in result.spans:
+        assert 0 <= span.start <= span.end <= len(text)
 
 
 def _time(text: str) -> float:
