@@ -101,7 +101,9 @@ class OnboardingReports(OnboardingService):
             )
         if since >= until:
             raise ProblemError(
-                "validation_error", extra={"errors": [{"field": "since", "message": "must be before until"}]}
+                "unprocessable",
+                detail="since must be before until",
+                extra={"errors": [{"field": "since", "message": "must be before until"}]},
             )
         query = (
             select(OnboardingProgress, User.firm_id)

@@ -77,6 +77,13 @@ ALLOW_PRIVATE_ENV = "SIGNALOS_ONBOARDING_ALLOW_PRIVATE_TARGETS"
 _ACTIVITY_RESOLUTION = timedelta(seconds=60)
 
 for _code, _status, _title, _description in (
+    (
+        "onboarding_invalid_answers",
+        422,
+        "Invalid answers",
+        "The answers do not satisfy the step's form (its JSON Schema and constraints); `errors` names each bad "
+        "field and `step_id` the step.",
+    ),
     ("onboarding_unknown_step", 404, "No such onboarding step", "The step id is not part of your onboarding."),
     (
         "onboarding_step_blocked",
@@ -183,7 +190,9 @@ def diagnosis_out(found: ConnectionDiagnosis) -> DiagnosisOut:
 def problem_for(exc: StepStateError | StepValidationError | WorkflowError) -> ProblemError:
     """The problem+json error for a library error."""
     if isinstance(exc, StepValidationError):
-        return ProblemError("validation_error", detail=str(exc), extra={"errors": exc.errors, "step_id": exc.step_id})
+        return ProblemError(
+            "onboarding_invalid_answers", detail=str(exc), extra={"errors": exc.errors, "step_id": exc.step_id}
+        )
     if isinstance(exc, WorkflowError):
         return ProblemError("onboarding_invalid_step", detail=str(exc), extra={"issues": exc.issues})
     codes = {
@@ -432,7 +441,7 @@ class OnboardingService:
         if not await known_profile(self.db, profile_id, user.id, user.firm_id):
             message = "unknown profile: choose a built-in one (GET /api/compliance/builtin-profiles) or your firm's"
             raise ProblemError(
-                "validation_error",
+                "onboarding_invalid_answers",
                 detail="step compliance: invalid answers (profile_id)",
                 extra={"errors": [{"field": "profile_id", "message": message}], "step_id": "compliance"},
             )

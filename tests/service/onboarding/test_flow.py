@@ -110,9 +110,9 @@ def test_new_user_completes_the_whole_flow(
 
 def test_validation_problem_names_fields(client: TestClient[Litestar], trader: dict[str, Any]) -> None:
     response = submit(client, trader["headers"], "profile", {"timezone": "Nowhere/Land", "shoe_size": 44})
-    assert response.status_code == 400
+    assert response.status_code == 422
     problem = response.json()
-    assert problem["code"] == "validation_error"
+    assert problem["code"] == "onboarding_invalid_answers"
     assert problem["step_id"] == "profile"
     assert {e["field"] for e in problem["errors"]} == {"display_name", "timezone", "shoe_size"}
     assert (
@@ -148,7 +148,7 @@ def test_go_back_and_change(client: TestClient[Litestar], trader: dict[str, Any]
     ):
         assert submit(client, headers, step, answers).status_code == 200
     unknown = submit(client, headers, "compliance", {**COMPLIANCE, "profile_id": "no-such-firm"})
-    assert unknown.status_code == 400
+    assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["field"] == "profile_id"
     changed = submit(client, headers, "compliance", {**COMPLIANCE, "account_size": "25000"}).json()
     assert changed["invalidated"] == ["risk_settings"]
@@ -184,7 +184,7 @@ def test_interruptions_resume(
     assert reused.json()["code"] == "onboarding_idempotency_conflict"
     # a failed submission stores nothing, so retrying it with the same key runs again
     bad = submit(client, headers, "verify_email", {}, **{"Idempotency-Key": "email-1"})
-    assert bad.status_code == 400
+    assert bad.status_code == 422
     assert (
         submit(client, headers, "verify_email", {"code": "1234"}, **{"Idempotency-Key": "email-1"}).status_code == 200
     )
@@ -224,7 +224,7 @@ def test_on_demand_connection_tests(
     assert dns["ok"] is False
     assert test({"kind": "provider_plugin", "plugin_id": "acme.feed"}, "signal_source").json()["status"] == "error"
     invalid = test({"kind": "mt_bridge", "host": "x"})
-    assert invalid.status_code == 400
+    assert invalid.status_code == 422
     assert "port" in {e["field"] for e in invalid.json()["errors"]}
     # nothing was stored by testing
     assert step_of(client.get("/api/onboarding", headers=headers).json(), "broker")["answers"] == {}

@@ -67,8 +67,8 @@ def test_stored_profiles_are_visible_to_their_owners(client: TestClient[Litestar
         return client.post("/api/onboarding/steps/compliance", json={"answers": answers}, headers=headers).status_code
 
     assert choose(member, "own-rules-100k") == 200
-    assert choose(member, "my-personal-limits") == 400  # somebody else's personal profile
-    assert choose(outsider, "own-rules-100k") == 400  # another firm's profile
+    assert choose(member, "my-personal-limits") == 422  # somebody else's personal profile
+    assert choose(outsider, "own-rules-100k") == 422  # another firm's profile
     assert choose(outsider, "my-personal-limits") == 200
 
 
