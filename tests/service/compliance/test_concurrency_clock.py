@@ -32,7 +32,7 @@ async def _concurrent_checks(settings: Settings, account_id: str, headers: dict[
 
 async def test_concurrent_orders_never_both_pass_a_limit_only_one_fits(world: World, settings: Settings) -> None:
     # max 5 lots; each order is 3 lots: of any number of simultaneous orders exactly one may pass.
-    for _round in range(2):
+    for _round in range(2):  # an account whose engine is cached, then one compiled during the race
         account_id = world.acme_account() if _round == 0 else world.funded_account()
         if _round:
             assert world.set_mode(account_id).status_code == 200
