@@ -224,6 +224,9 @@ def _word_token(lex: Lexicon, start: int, end: int, text: str, out: list[Tok]) -
                 num.ncls = PIPS
             elif unit == "x":
                 num.ncls = LEVERAGE
+            elif unit == "k" and len(digits) <= 3:
+                num.value = Decimal(digits) * 1000  # "65k": thousands written with a k
+                num.raw = str(num.value)
             elif "lot" in concepts:
                 num.ncls = LOT
             elif "sats" in concepts:
@@ -435,6 +438,10 @@ def _classify_numbers(toks: list[Tok], low: str, nums: list[int]) -> None:  # no
                 elif nxt.text == "x" and nxt.start == tok.end:
                     tok.ncls = LEVERAGE  # "20.0X"
                     continue
+                elif nxt.text == "k" and nxt.start == tok.end and tok.value is not None and tok.value < 1000:
+                    tok.value = tok.value * 1000  # "67.5k"
+                    tok.raw = format(tok.value, "f")
+                    tok.decimals = max(0, -int(tok.value.normalize().as_tuple().exponent))
                 elif nxt.text in _TIMEFRAMES and nxt.start == tok.end:
                     tok.ncls = TIMEFRAME
                     continue

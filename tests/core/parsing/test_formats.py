@@ -161,6 +161,7 @@ OPENS = [
     ("Kaufe BITCOIN EK 30.000 SL 29.000", {"symbol": "BTCUSD", "entry": 30000, "sl": 29000}),
     ("Kaufe SILBER EK 23,50 SL 23,10 Ziel 24,20", {"symbol": "XAGUSD", "entry": 23.5, "tp": [24.2]}),
     ("AUDUSD BUY 65.43 SL 65.10 TP 66.00", {"entry": 0.6543, "sl": 0.651, "flags": ["missing_leading_zero"]}),
+    ("BTCUSDT long 65k-64.5k targets 66k 67k stop 63k", {"entry": [64500, 65000], "tp": [66000, 67000], "sl": 63000}),
     ("Buy gold 2330-2325 SL 2325 TP 2340", {"sl": 2325, "flags": ["sl_at_zone_edge"]}),
     (
         "#ADA Buy below 1900 sats\nTargets 2100 2300\nStop loss: 5% below entry",
