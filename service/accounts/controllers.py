@@ -133,10 +133,12 @@ class AuthController(Controller):
     ) -> None:
         """Change the password (current one required); every other session is revoked.
 
-        With 2FA enabled this also needs a fresh step-up (POST /api/2fa/step-up in the last few minutes).
+        With 2FA enabled this also needs a second factor: ``code``/``backup_code`` in the body, or a fresh step-up
+        (POST /api/2fa/step-up in the last few minutes).
         """
         user = current_user(request)
-        await twofactor.require_step_up(user, client_info(request), SecondFactor())
+        factor = SecondFactor(code=data.code, backup_code=data.backup_code)
+        await twofactor.require_step_up(user, client_info(request), factor)
         await accounts.change_password(
             user.id, data.current_password, data.new_password, user.session_id, client_info(request)
         )

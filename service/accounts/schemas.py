@@ -60,10 +60,16 @@ class RefreshIn(_In):
 
 
 class ChangePasswordIn(_In):
-    """Change the password; every other session is revoked."""
+    """Change the password; every other session is revoked.
+
+    With 2FA enabled, give a current authenticator ``code`` or a ``backup_code`` here, or step up first
+    (``POST /api/2fa/step-up``, valid for a few minutes).
+    """
 
     current_password: Password
     new_password: Password
+    code: Annotated[str, msgspec.Meta(max_length=16, examples=["123456"])] | None = None
+    backup_code: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class RoleIn(_In):

@@ -91,6 +91,11 @@ def test_step_up_window_and_password_change(client: TestClient[Any], clock: Cloc
     again = {"current_password": NEW_PASSWORD, "new_password": TEST_PASSWORD}
     assert client.post("/api/auth/password", json=again, headers=headers).json()["code"] == "step_up_required"
     assert "step_up" in event_names(client, headers)
+    # ...or the factor comes inside the request itself.
+    wrong = client.post("/api/auth/password", json={**again, "code": "000000"}, headers=headers)
+    assert wrong.status_code in {401, 403}
+    with_code = client.post("/api/auth/password", json={**again, "code": user["authenticator"].code()}, headers=headers)
+    assert with_code.status_code == 204, with_code.text
 
 
 def test_disable_needs_password_and_a_strong_factor_and_revokes_other_sessions(
