@@ -267,7 +267,8 @@ class _Scanner:
             self.add(Action(action="sl_hit"), i, idx[hit_at])
             return
         target, at = self._target(idx, k)
-        if before or passive or (to_next and target is not None) or target == "breakeven":
+        edited = self.out.update and isinstance(target, Decimal)  # "Update: SL 2340" edits the running trade
+        if before or passive or edited or (to_next and target is not None) or target == "breakeven":
             self.out.verb_cue = self.out.verb_cue or before or passive or target == "breakeven"
             self.add(Action(action="move_sl", to=target), i, at)
             if before and move_at is not None:
@@ -298,11 +299,17 @@ class _Scanner:
             self.out.verb_cue = True
             self.add(Action(action="tp_hit", tp_index=index, price=price), i, idx[hit_at])
             return
-        if move_at is not None and move_at < k:
+        if (move_at is not None and move_at < k) or self.out.update:
             target, at = self._target(idx, k)
-            if isinstance(target, Decimal) and target > 20:
+            if index is None and isinstance(target, Decimal) and target <= 20 and target == target.to_integral():
+                # "set TP 2 to 2360": the small integer is the TP's index, the level follows
+                index = int(target)
+                target, at = self._target(idx, idx.index(at))
+            if isinstance(target, Decimal):
                 self.out.verb_cue = True
-                self.add(Action(action="modify_tp", tp_index=index, to=target), i, at, idx[move_at])
+                self.add(Action(action="modify_tp", tp_index=index, to=target), i, at)
+                if move_at is not None:
+                    self.out.consumed.add(idx[move_at])
         elif index is not None and self._ticked(idx, k):
             self.add(Action(action="tp_hit", tp_index=index), i)  # "TP2 ✅" alone on its line
 
@@ -398,7 +405,21 @@ _STRONG_BE_CONCEPT_GUARD = frozenset({"breakeven"})
 _MAX_CUES = 64
 # Concepts without which no sentence can hold a follow-up cue (lets plain signals skip the scan).
 _TRIGGERS = frozenset(
-    {"move", "hit", "stopped", "close", "cancel", "partial", "half", "breakeven", "triggered", "hold", "to", "be"}
+    {
+        "move",
+        "hit",
+        "stopped",
+        "close",
+        "cancel",
+        "partial",
+        "half",
+        "breakeven",
+        "triggered",
+        "hold",
+        "to",
+        "be",
+        "update",
+    }
 )
 
 
