@@ -123,38 +123,42 @@ def server(database_url: str, var_dir: Path) -> Iterator[str]:
             process.kill()
 
 
-def prepare(base: str) -> tuple[dict[str, str], str]:
-    """A trader with an own account in the personal benchmark mode; returns headers and account id."""
+def prepare(base: str, accounts: int) -> tuple[dict[str, str], list[str]]:
+    """A trader with ``accounts`` own accounts in the personal benchmark mode; returns headers and account ids."""
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
     with httpx.Client(base_url=base, timeout=30) as client:
         client.post("/api/auth/register", json={"email": email, "password": PASSWORD}).raise_for_status()
         tokens = client.post("/api/auth/login", json={"email": email, "password": PASSWORD}).json()
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         client.post("/api/me/compliance-profiles", json={"yaml": PROFILE}, headers=headers).raise_for_status()
-        account = client.post(
-            "/api/trading-accounts",
-            json={"name": "bench", "broker": "b", "platform": "MT5", "account_size": "100000"},
-            headers=headers,
-        ).json()
-        client.put(
-            f"/api/trading-accounts/{account['id']}/mode",
-            json={"source": "personal", "profile_id": "bench-acme", "reason": "benchmark"},
-            headers=headers,
-        ).raise_for_status()
-        return headers, account["id"]
+        ids = []
+        for _ in range(accounts):
+            account = client.post(
+                "/api/trading-accounts",
+                json={"name": "bench", "broker": "b", "platform": "MT5", "account_size": "100000"},
+                headers=headers,
+            ).json()
+            client.put(
+                f"/api/trading-accounts/{account['id']}/mode",
+                json={"source": "personal", "profile_id": "bench-acme", "reason": "benchmark"},
+                headers=headers,
+            ).raise_for_status()
+            ids.append(account["id"])
+        return headers, ids
 
 
 async def drive(
-    base: str, method: str, path: str, headers: dict[str, str], body: Any, *, seconds: float, concurrency: int
+    base: str, method: str, paths: list[str], headers: dict[str, str], body: Any, *, seconds: float, concurrency: int
 ) -> dict[str, float]:
-    """Closed-loop load: ``concurrency`` workers send back-to-back requests for ``seconds``."""
+    """Closed-loop load: ``concurrency`` workers send back-to-back requests for ``seconds``; worker ``i`` uses
+    ``paths[i % len(paths)]`` (one account per worker spreads the check load over accounts)."""
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
         stop = time.perf_counter() + seconds
 
-        async def worker() -> None:
+        async def worker(path: str) -> None:
             nonlocal errors
             while time.perf_counter() < stop:
                 started = time.perf_counter()
@@ -164,7 +168,7 @@ async def drive(
                     errors += 1
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(paths[i % len(paths)]) for i in range(concurrency)))
         elapsed = time.perf_counter() - began
     ordered = sorted(latencies)
     return {
@@ -177,35 +181,37 @@ async def drive(
 
 
 def run(database_url: str, label: str, seconds: float, concurrency: int) -> dict[str, dict[str, float]]:
-    """Measure the three endpoints on one backend; print the table and ratios."""
+    """Measure the endpoints on one backend (check on one account, then one account per connection)."""
     with tempfile.TemporaryDirectory() as tmp, server(database_url, Path(tmp)) as base:
-        headers, account_id = prepare(base)
+        headers, account_ids = prepare(base, concurrency)
         import datetime as dt
 
         order = {"id": "bench-order", "symbol": "EURUSD", "side": "buy", "size": "1",
                  "at": dt.datetime.now(dt.UTC).isoformat(), "stop_loss": "1.05", "price": "1.08"}  # fmt: skip
-        check = f"/api/trading-accounts/{account_id}/orders/check"
+        checks = [f"/api/trading-accounts/{account_id}/orders/check" for account_id in account_ids]
         with httpx.Client(base_url=base, headers=headers) as client:
-            decision = client.post(check, json=order).json()
+            decision = client.post(checks[0], json=order).json()
             assert decision["allowed"] is True, decision
         results: dict[str, dict[str, float]] = {}
         # Warm up every route, then measure (same server, same client, one after the other).
-        for name, method, path, body in (
-            ("health", "GET", "/health", None),
-            ("me", "GET", "/api/me", None),
-            ("check", "POST", check, order),
+        for name, method, paths, body in (
+            ("health", "GET", ["/health"], None),
+            ("me", "GET", ["/api/me"], None),
+            ("check (1 account)", "POST", checks[:1], order),
+            (f"check ({len(checks)} accounts)", "POST", checks, order),
         ):
-            asyncio.run(drive(base, method, path, headers, body, seconds=1.0, concurrency=concurrency))
+            asyncio.run(drive(base, method, paths, headers, body, seconds=1.0, concurrency=concurrency))
             results[name] = asyncio.run(
-                drive(base, method, path, headers, body, seconds=seconds, concurrency=concurrency)
+                drive(base, method, paths, headers, body, seconds=seconds, concurrency=concurrency)
             )
     print(f"\n## {label}  ({seconds:.0f} s per endpoint, {concurrency} connections, 1 uvicorn worker)")
     print(f"{'endpoint':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for name, row in results.items():
         print(f"{name:<34}{row['rps']:>10.1f}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['errors']:>8.0f}")
-    for baseline in ("health", "me"):
-        ratio = results["check"]["rps"] / results[baseline]["rps"]
-        print(f"check / {baseline:<10} throughput ratio: {ratio:.2f}  (goal >= 0.70)")
+    for name in [n for n in results if n.startswith("check")]:
+        for baseline in ("health", "me"):
+            ratio = results[name]["rps"] / results[baseline]["rps"]
+            print(f"{name} / {baseline:<8} throughput ratio: {ratio:.2f}  (goal >= 0.70)")
     return results
 
 
