@@ -29,6 +29,7 @@ from signalos_core.compliance import (
     PendingOrder,
     Position,
     Profile,
+    ProfileIssue,
     list_builtin_profiles,
     load_builtin_profile,
     load_profile,
@@ -79,6 +80,10 @@ def builtin_kind(profile_id: str) -> str:
     )
 
 
+def _issue(issue: Any) -> ProfileIssue:
+    return issue if isinstance(issue, ProfileIssue) else ProfileIssue(path="", message=str(issue))
+
+
 def profile_problem(exc: ProfileSchemaError | ProfileSyntaxError) -> ProblemError:
     """The 422 problem listing every issue of an invalid profile (line, column, path, suggestion)."""
     if isinstance(exc, ProfileSchemaError):
@@ -90,7 +95,7 @@ def profile_problem(exc: ProfileSchemaError | ProfileSyntaxError) -> ProblemErro
                 "column": issue.column,
                 "suggestion": issue.suggestion,
             }
-            for issue in exc.issues
+            for issue in map(_issue, exc.issues)
         ]
     else:
         errors = [{"path": "", "message": str(exc), "line": exc.line, "column": exc.column, "suggestion": None}]

@@ -232,7 +232,7 @@ class ComplianceQueries(EnforcementService):
                 decision = engine.check(state, msgspec.convert(logged["order"], Order, strict=False))
                 return {"outcome": decision.outcome,
                         "rules": [fired_dict(r) for r in (*decision.fired, *decision.warnings)]}  # fmt: skip
-            result = engine.observe(state, msgspec.convert(logged["event"], Event, strict=False))  # type: ignore[arg-type]
+            result = engine.observe(state, msgspec.convert(logged["event"], Event, strict=False))
             return {"outcome": result.outcome, "rules": [fired_dict(r) for r in (*result.fired, *result.warnings)]}
 
         report = replay(records, evaluate, ignore_fields=("message", "extra"))

@@ -162,12 +162,12 @@ def render_chart(points: list[dict[str, Any]], start: dt.datetime, end: dt.datet
         f'<text x="{_W - _PAD_R}" y="{_H - 8}" font-size="11" text-anchor="end">{html.escape(end.isoformat())}</text>'
     )
     for index, (key, colour, label) in enumerate(_SERIES):
-        coords = []
+        coords: list[str] = []
         for point in points:
-            value = _num(point.get(key))
-            if value is not None:
+            reading = _num(point.get(key))
+            if reading is not None:
                 # Floors are step functions: hold the previous level until the reading that changes it.
-                x, y = x_of(point["at"]), y_of(value)
+                x, y = x_of(point["at"]), y_of(reading)
                 if key != "equity" and coords:
                     coords.append(f"{x:.1f},{coords[-1].split(',')[1]}")
                 coords.append(f"{x:.1f},{y:.1f}")

@@ -227,7 +227,8 @@ class ComplianceService:
         )
         if row is None:
             raise ProblemError("profile_not_found", detail=f"No version of {profile_id} is in effect")
-        return row
+        found: ComplianceProfile = row
+        return found
 
     def engine_for(self, resolved: ResolvedProfile) -> Engine:
         """The compiled engine of a resolved profile (cached)."""
