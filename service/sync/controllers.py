@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Any
+from uuid import UUID
 
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
@@ -13,6 +14,7 @@ from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.security.guards import TRADING_GUARDS, authenticated, current_user, platform_admin_only
+from service.sync.compliance import account_advisor
 from service.sync.schemas import PullResponse, PushRequest, PushResponse, QuoteIn, QuoteOut
 from service.sync.services import SyncService
 from signalos_core.offline import MAX_BATCH, PullRequest
@@ -33,10 +35,24 @@ class SyncController(Controller):
 
     @post("/push", status_code=HTTP_200_OK, summary="Push a batch of queued actions")
     async def push(
-        self, db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any], data: JSONBody[PushRequest]
+        self,
+        db_session: NamedDependency[AsyncSession],
+        request: Request[Any, Any, Any],
+        data: JSONBody[PushRequest],
+        account_id: Annotated[
+            UUID | None,
+            QueryParameter(
+                description="Trading account whose compliance mode, as current at apply time, checks every order "
+                "(refusals are `rejected:compliance:<rule-id>`)."
+            ),
+        ] = None,
     ) -> PushResponse:
         """Apply actions in order, at most once each; one outcome per action (a resend gets ``duplicate``)."""
-        return await _service(request, db_session).push(current_user(request).id, data)
+        user = current_user(request)
+        if account_id is None:
+            return await _service(request, db_session).push(user.id, data)
+        advisor = await account_advisor(db_session, request, user, account_id)
+        return await SyncService(db_session, advisor).push(user.id, data)
 
     @get("/pull", summary="Pull outcomes and the account state")
     async def pull(

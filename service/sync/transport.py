@@ -22,14 +22,18 @@ _T = TypeVar("_T")
 class HttpSyncTransport:
     """Push and pull through ``/api/sync`` with a bearer token (``client`` may be a Litestar TestClient)."""
 
-    def __init__(self, client: httpx.Client, access_token: str, *, base_path: str = "/api/sync") -> None:
+    def __init__(
+        self, client: httpx.Client, access_token: str, *, base_path: str = "/api/sync", account_id: str | None = None
+    ) -> None:
         self._client = client
         self._headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"}
         self._base = base_path.rstrip("/")
+        # With a trading account, every pushed order is checked against that account's current compliance mode.
+        self._push_params = {"account_id": account_id} if account_id else None
 
     def push(self, request: PushRequest) -> PushResponse:
         """POST one batch."""
-        return self._call("POST", "/push", msgspec.json.encode(request), None, PushResponse)
+        return self._call("POST", "/push", msgspec.json.encode(request), self._push_params, PushResponse)
 
     def pull(self, request: PullRequest) -> PullResponse:
         """GET outcomes after the cursor and the state."""

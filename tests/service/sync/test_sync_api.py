@@ -225,3 +225,48 @@ def test_concurrent_resends_over_a_real_loopback_server_execute_once(
         assert summary.in_sync
         assert len(device.client.outbox.server_state().positions) == 5
         device.client.outbox.close()
+
+
+def test_the_accounts_current_mode_decides_at_apply_time(
+    client: TestClient[Litestar], admin: dict[str, Any], tmp_path: Path
+) -> None:
+    _set_price(client, admin, "EURUSD", "1.1000")
+    trader = register_and_login(client)
+    account = client.post(
+        "/api/trading-accounts",
+        json={"name": "Bootcamp", "broker": "The5ers", "platform": "MT5", "account_size": "100000"},
+        headers=trader["headers"],
+    ).json()["id"]
+    # While offline the device queues an order without a stop-loss, then the account's mode is set to a profile
+    # that requires one: the server applies the mode current at apply time, not the one the device saw.
+    device = OfflineClient(Outbox(tmp_path / "laptop.db", device_id="laptop-1"))
+    try:
+        engine = SyncEngine(
+            device.outbox, HttpSyncTransport(client, trader["access_token"], account_id=account), backoff=Backoff(0, 0)
+        )
+        naked = device.open("EURUSD", "buy", D("1"), ref_price=D("1.1000"))
+        covered = device.open("EURUSD", "buy", D("1"), ref_price=D("1.1000"), stop_loss=D("1.0950"))
+        # Without a mode the server cannot check compliance: the push is refused as a whole and stays queued.
+        assert engine.sync_once().in_sync is False
+        mode = client.put(
+            f"/api/trading-accounts/{account}/mode",
+            json={"source": "builtin", "profile_id": "the5ers-bootcamp", "reason": "bought a Bootcamp"},
+            headers=trader["headers"],
+        )
+        assert mode.status_code == 200, mode.text
+        summary = engine.sync_once()
+        assert (summary.applied, summary.not_applied) == (1, 1), summary
+        [entry] = device.report()
+        assert entry.action.action_id == naked.action_id
+        # No stop-loss breaks both Bootcamp rules (SL required; risk at SL unbounded): either may name the refusal.
+        assert entry.code in {
+            "rejected:compliance:the5ers.bootcamp_stop_loss_required",
+            "rejected:compliance:the5ers.bootcamp_max_risk_per_position",
+        }
+        assert covered.action_id not in {e.action.action_id for e in device.report()}
+    finally:
+        device.outbox.close()
+    other = register_and_login(client)
+    stranger = HttpSyncTransport(client, other["access_token"], account_id=account)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the transport maps the 404 to its own error type
+        stranger.push(PushRequest(device_id="x-1", sent_at_device=naked.created_at_device, actions=[]))
