@@ -80,10 +80,20 @@ def new(folder: Path, plugin_id: str, kind: str, name: str | None) -> None:
 
 @plugin.command("keygen")
 @click.option("--publisher", required=True, help="Publisher namespace the key signs for.")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the PRIVATE key (mode 0600). Never ship it.")
-@click.option("--keyring", "keyring_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also trust the public key in this keyring file (created if missing).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the PRIVATE key (mode 0600). Never ship it.",
+)
+@click.option(
+    "--keyring",
+    "keyring_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also trust the public key in this keyring file (created if missing).",
+)
 def keygen(publisher: str, out: Path, keyring_path: Path | None) -> None:
     """Create an Ed25519 signing key for PUBLISHER."""
     if out.exists():
@@ -99,8 +109,13 @@ def keygen(publisher: str, out: Path, keyring_path: Path | None) -> None:
 
 @plugin.command("pack")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Archive to write (default: <id>-<version>.zip in the current folder).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Archive to write (default: <id>-<version>.zip in the current folder).",
+)
 def pack(folder: Path, output: Path | None) -> None:
     """Pack FOLDER into an unsigned .zip package (validates the manifest)."""
     try:
@@ -114,16 +129,27 @@ def pack(folder: Path, output: Path | None) -> None:
         _fail(exc, EXIT_VERIFICATION)
     target = output or Path(f"{manifest.id}-{manifest.version}.zip")
     target.write_bytes(data)
-    _emit({"ok": True, "package": str(target), "plugin_id": manifest.id, "version": manifest.version,
-           "bytes": len(data)})
+    _emit(
+        {"ok": True, "package": str(target), "plugin_id": manifest.id, "version": manifest.version, "bytes": len(data)}
+    )
 
 
 @plugin.command("sign")
 @click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Private key file from 'signalos plugin keygen'.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Signed archive to write (default: overwrite PACKAGE).")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Private key file from 'signalos plugin keygen'.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Signed archive to write (default: overwrite PACKAGE).",
+)
 def sign(package: Path, key_path: str, output: Path | None) -> None:
     """Sign PACKAGE: add SIGNATURE.json (sha256 of every file, Ed25519 signature)."""
     try:
@@ -140,8 +166,13 @@ def sign(package: Path, key_path: str, output: Path | None) -> None:
 
 @plugin.command("verify")
 @click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--keyring", "keyring_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Keyring JSON with the trusted publisher keys.")
+@click.option(
+    "--keyring",
+    "keyring_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Keyring JSON with the trusted publisher keys.",
+)
 def verify(package: Path, keyring_path: str) -> None:
     """Verify PACKAGE's signature and file list against a keyring (exit 4 with a reason if it fails)."""
     keyring = _load_keyring(keyring_path)
@@ -150,17 +181,31 @@ def verify(package: Path, keyring_path: str) -> None:
     except PackageVerificationError as exc:
         _fail(exc, EXIT_VERIFICATION)
     manifest = verified.manifest
-    _emit({"ok": True, "plugin_id": manifest.id, "version": manifest.version, "publisher": manifest.publisher,
-           "kind": str(manifest.kind), "key_id": verified.key_id, "sha256": verified.digest,
-           "permissions": msgspec.to_builtins(manifest.permissions)})
+    _emit(
+        {
+            "ok": True,
+            "plugin_id": manifest.id,
+            "version": manifest.version,
+            "publisher": manifest.publisher,
+            "kind": str(manifest.kind),
+            "key_id": verified.key_id,
+            "sha256": verified.digest,
+            "permissions": msgspec.to_builtins(manifest.permissions),
+        }
+    )
 
 
 @plugin.command("run")
 @click.argument("target", type=click.Path(exists=True, path_type=Path))
 @click.argument("method")
 @click.option("--input", "input_json", default=None, help="JSON input of the call (default: read stdin).")
-@click.option("--keyring", "keyring_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Required when TARGET is a package: it is verified before it runs.")
+@click.option(
+    "--keyring",
+    "keyring_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Required when TARGET is a package: it is verified before it runs.",
+)
 @click.option("--timeout-ms", type=click.IntRange(10, 60_000), default=None, help="Override the call deadline.")
 def run(target: Path, method: str, input_json: str | None, keyring_path: str | None, timeout_ms: int | None) -> None:
     """Call METHOD of the plugin at TARGET (a folder, or a signed package) in the sandbox with JSON input.
@@ -180,7 +225,8 @@ def run(target: Path, method: str, input_json: str | None, keyring_path: str | N
                 _fail(ValueError("running a package needs --keyring to verify it first"), EXIT_BAD_INPUT)
             try:
                 folder = verify_package(target.read_bytes(), _load_keyring(keyring_path)).extract(
-                    Path(scratch) / "plugin")
+                    Path(scratch) / "plugin"
+                )
             except PackageVerificationError as exc:
                 _fail(exc, EXIT_VERIFICATION)
         try:
@@ -197,5 +243,12 @@ def run(target: Path, method: str, input_json: str | None, keyring_path: str | N
             except SandboxError as exc:
                 code = EXIT_BAD_INPUT if exc.reason == "bad_request" else EXIT_SANDBOX
                 _fail(exc, code, output=worker.stderr_tail()[-2000:])
-            _emit({"ok": True, "plugin_id": manifest.id, "method": method,
-                   "result": msgspec.to_builtins(result), "sandbox": worker.applied})
+            _emit(
+                {
+                    "ok": True,
+                    "plugin_id": manifest.id,
+                    "method": method,
+                    "result": msgspec.to_builtins(result),
+                    "sandbox": worker.applied,
+                }
+            )

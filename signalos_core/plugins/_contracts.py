@@ -42,8 +42,9 @@ __all__ = [
 #: A price or size: finite and strictly positive (checked in ``_Contract.__post_init__``: msgspec constraints
 #: do not apply to Decimal).
 PositiveDecimal = Decimal
-_POSITIVE_FIELDS = frozenset({"size", "entry", "stop_loss", "take_profits", "price", "average_price",
-                              "value_per_point"})
+_POSITIVE_FIELDS = frozenset(
+    {"size", "entry", "stop_loss", "take_profits", "price", "average_price", "value_per_point"}
+)
 #: Text fields coming back from a plugin are bounded so a reply cannot carry a novel.
 ShortText = Annotated[str, msgspec.Meta(max_length=500)]
 Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._/\-]+$")]

@@ -79,8 +79,9 @@ def restrict_self(
     scoped = (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0
     attr_size = 8 if abi < 4 else 16 if abi < 6 else 24
     attr = struct.pack("=QQQ", fs_rights, handled_net, scoped)[:attr_size]
-    ruleset = _check(libc.syscall(_CREATE_RULESET, attr, ctypes.c_size_t(attr_size), ctypes.c_uint32(0)),
-                     "create_ruleset")
+    ruleset = _check(
+        libc.syscall(_CREATE_RULESET, attr, ctypes.c_size_t(attr_size), ctypes.c_uint32(0)), "create_ruleset"
+    )
     try:
         read_rights = _EXECUTE | _READ_FILE | _READ_DIR
         for path, rights in [*((p, read_rights) for p in read_paths), *((p, fs_rights) for p in write_paths)]:

@@ -220,7 +220,8 @@ def sign_package(data: bytes, key: SigningKey, *, limits: PackageLimits | None =
     if manifest.publisher != key.publisher:
         raise _fail(
             f"key of publisher {key.publisher!r} cannot sign a plugin of {manifest.publisher!r}",
-            "publisher_mismatch", manifest.id,
+            "publisher_mismatch",
+            manifest.id,
         )
     signature: dict[str, Any] = {
         "format": 1,
@@ -276,8 +277,9 @@ def _check_signature(
         raise _fail(f"signature of {plugin_id} does not verify with key {key_id}", "bad_signature", plugin_id)
     claimed = (signature.get("plugin_id"), signature.get("version"), signature.get("publisher"))
     if claimed != (manifest.id, manifest.version, manifest.publisher):
-        raise _fail(f"signature is for {claimed}, manifest says {plugin_id} {manifest.version}", "id_mismatch",
-                    plugin_id)
+        raise _fail(
+            f"signature is for {claimed}, manifest says {plugin_id} {manifest.version}", "id_mismatch", plugin_id
+        )
     for name in sorted(set(signed_files) - set(hashes)):
         raise _fail(f"signed file {name!r} is missing from {plugin_id}", "missing_file", plugin_id)
     for name in sorted(set(hashes) - set(signed_files)):

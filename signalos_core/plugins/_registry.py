@@ -143,16 +143,22 @@ class PluginRegistry:
 
     def data_dir(self, user_id: str, account_id: str, plugin_id: str) -> Path:
         """Private data folder of one install (created on demand)."""
-        path = (self.root / "data" / _segment(user_id, "user id") / _segment(account_id, "account id")
-                / _segment(plugin_id, "plugin id"))
+        path = (
+            self.root
+            / "data"
+            / _segment(user_id, "user id")
+            / _segment(account_id, "account id")
+            / _segment(plugin_id, "plugin id")
+        )
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def manifest(self, plugin_id: str, version: str) -> Manifest:
         """The stored manifest of one version."""
         with self._lock:
-            row = self._db.execute("SELECT manifest FROM packages WHERE plugin_id=? AND version=?",
-                                   (plugin_id, version)).fetchone()
+            row = self._db.execute(
+                "SELECT manifest FROM packages WHERE plugin_id=? AND version=?", (plugin_id, version)
+            ).fetchone()
         if row is None:
             raise PluginStateError(f"{plugin_id} {version} is not stored here", state=None, plugin_id=plugin_id)
         return parse_manifest(row[0])
@@ -172,14 +178,19 @@ class PluginRegistry:
                 (user_id, account_id, plugin_id),
             ).fetchone()
         if row is None:
-            raise PluginStateError(f"{plugin_id} is not installed for {user_id}/{account_id}", state=None,
-                                   plugin_id=plugin_id)
+            raise PluginStateError(
+                f"{plugin_id} is not installed for {user_id}/{account_id}", state=None, plugin_id=plugin_id
+            )
         return _record(row)
 
-    def list(self, user_id: str, account_id: str | None = None, *, include_removed: bool = False) -> list[InstallRecord]:
+    def list(
+        self, user_id: str, account_id: str | None = None, *, include_removed: bool = False
+    ) -> list[InstallRecord]:
         """Installs of a user (optionally one account), sorted by account then plugin id."""
-        query = ("SELECT user_id, account_id, plugin_id, version, state, previous_version, pinned, crash_count,"
-                 " reason, updated_at FROM installs WHERE user_id=?")
+        query = (
+            "SELECT user_id, account_id, plugin_id, version, state, previous_version, pinned, crash_count,"
+            " reason, updated_at FROM installs WHERE user_id=?"
+        )
         params: list[str] = [user_id]
         if account_id is not None:
             query += " AND account_id=?"
@@ -195,7 +206,9 @@ class PluginRegistry:
         with self._lock:
             rows = self._db.execute(
                 "SELECT version, event, detail FROM events WHERE user_id=? AND account_id=? AND plugin_id=?"
-                " ORDER BY id", (user_id, account_id, plugin_id)).fetchall()
+                " ORDER BY id",
+                (user_id, account_id, plugin_id),
+            ).fetchall()
         return [(str(a), str(b), str(c)) for a, b, c in rows]
 
     # ------------------------------------------------------------------------------------------- storing
@@ -214,23 +227,30 @@ class PluginRegistry:
         if plugin_id in self.reserved_ids:
             raise refuse(f"{plugin_id} is the id of a core plugin", "reserved_id")
         if not host_compatible(manifest, self.host_version):
-            raise refuse(f"{plugin_id} {manifest.version} needs host {manifest.host}, this host is "
-                         f"{self.host_version}", "incompatible_host")
+            raise refuse(
+                f"{plugin_id} {manifest.version} needs host {manifest.host}, this host is {self.host_version}",
+                "incompatible_host",
+            )
         with self._transaction() as db:
             owner = db.execute("SELECT publisher FROM packages WHERE plugin_id=? LIMIT 1", (plugin_id,)).fetchone()
             if owner is not None and owner[0] != manifest.publisher:
                 raise refuse(f"{plugin_id} is already installed from publisher {owner[0]!r}", "duplicate_id")
-            existing = db.execute("SELECT digest FROM packages WHERE plugin_id=? AND version=?",
-                                  (plugin_id, manifest.version)).fetchone()
+            existing = db.execute(
+                "SELECT digest FROM packages WHERE plugin_id=? AND version=?", (plugin_id, manifest.version)
+            ).fetchone()
             if existing is not None:
                 if existing[0] != package.digest:
-                    raise refuse(f"{plugin_id} {manifest.version} is already stored with different content",
-                                 "version_conflict")
+                    raise refuse(
+                        f"{plugin_id} {manifest.version} is already stored with different content", "version_conflict"
+                    )
                 return package
             highest = self.highest_seen(plugin_id)
             if highest is not None and parse_version(manifest.version) < parse_version(highest) and not pin:
-                raise refuse(f"{plugin_id} {manifest.version} is older than {highest}, already seen here; pin the "
-                             "version explicitly to downgrade", "rollback")
+                raise refuse(
+                    f"{plugin_id} {manifest.version} is older than {highest}, already seen here; pin the "
+                    "version explicitly to downgrade",
+                    "rollback",
+                )
             target = self.package_dir(plugin_id, manifest.version)
             if target.exists():
                 shutil.rmtree(target)  # leftover of an interrupted store: the row was never committed
@@ -238,12 +258,24 @@ class PluginRegistry:
             shutil.rmtree(staging, ignore_errors=True)
             package.extract(staging)
             staging.rename(target)
-            db.execute("INSERT INTO packages VALUES (?,?,?,?,?,?,?)",
-                       (plugin_id, manifest.version, manifest.publisher, package.key_id or "", package.digest,
-                        manifest.to_json().decode(), _now().isoformat()))
+            db.execute(
+                "INSERT INTO packages VALUES (?,?,?,?,?,?,?)",
+                (
+                    plugin_id,
+                    manifest.version,
+                    manifest.publisher,
+                    package.key_id or "",
+                    package.digest,
+                    manifest.to_json().decode(),
+                    _now().isoformat(),
+                ),
+            )
             if highest is None or parse_version(manifest.version) > parse_version(highest):
-                db.execute("INSERT INTO highest_seen VALUES (?, ?) ON CONFLICT(plugin_id) DO UPDATE SET "
-                           "version=excluded.version", (plugin_id, manifest.version))
+                db.execute(
+                    "INSERT INTO highest_seen VALUES (?, ?) ON CONFLICT(plugin_id) DO UPDATE SET "
+                    "version=excluded.version",
+                    (plugin_id, manifest.version),
+                )
         return package
 
     def verify_stored(self, plugin_id: str, version: str) -> Manifest:
@@ -258,21 +290,44 @@ class PluginRegistry:
         _segment(user_id, "user id")
         _segment(account_id, "account id")
         with self._transaction() as db:
-            row = db.execute("SELECT state FROM installs WHERE user_id=? AND account_id=? AND plugin_id=?",
-                             (user_id, account_id, manifest.id)).fetchone()
+            row = db.execute(
+                "SELECT state FROM installs WHERE user_id=? AND account_id=? AND plugin_id=?",
+                (user_id, account_id, manifest.id),
+            ).fetchone()
             if row is not None and row[0] != "removed":
-                raise PluginStateError(f"{manifest.id} is already installed ({row[0]}); use update", state=row[0],
-                                       plugin_id=manifest.id)
-            db.execute("INSERT OR REPLACE INTO installs VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (user_id, account_id, manifest.id, manifest.version, "installed", None, int(pin), 0, "",
-                        _now().isoformat()))
+                raise PluginStateError(
+                    f"{manifest.id} is already installed ({row[0]}); use update", state=row[0], plugin_id=manifest.id
+                )
+            db.execute(
+                "INSERT OR REPLACE INTO installs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    user_id,
+                    account_id,
+                    manifest.id,
+                    manifest.version,
+                    "installed",
+                    None,
+                    int(pin),
+                    0,
+                    "",
+                    _now().isoformat(),
+                ),
+            )
             self._event(db, user_id, account_id, manifest.id, manifest.version, "installed", package.digest)
         self.verify_stored(manifest.id, manifest.version)
         return self.transition(user_id, account_id, manifest.id, "verified")
 
     def transition(
-        self, user_id: str, account_id: str, plugin_id: str, state: InstallState, *, reason: str = "",
-        version: str | None = None, previous_version: str | None = None, reset_crashes: bool = False,
+        self,
+        user_id: str,
+        account_id: str,
+        plugin_id: str,
+        state: InstallState,
+        *,
+        reason: str = "",
+        version: str | None = None,
+        previous_version: str | None = None,
+        reset_crashes: bool = False,
     ) -> InstallRecord:
         """Move an install to ``state`` if the lifecycle allows it; raises :class:`PluginStateError` otherwise."""
         if state not in _STATES:
@@ -283,14 +338,17 @@ class PluginRegistry:
                 raise PluginStateError(
                     f"{plugin_id} cannot go from {current.state} to {state}"
                     + (f" ({current.reason})" if current.reason else ""),
-                    state=current.state, plugin_id=plugin_id)
+                    state=current.state,
+                    plugin_id=plugin_id,
+                )
             new_version = version or current.version
             previous = previous_version if previous_version is not None else current.previous_version
             crashes = 0 if reset_crashes else current.crash_count
             db.execute(
                 "UPDATE installs SET state=?, version=?, previous_version=?, crash_count=?, reason=?, updated_at=?"
                 " WHERE user_id=? AND account_id=? AND plugin_id=?",
-                (state, new_version, previous, crashes, reason, _now().isoformat(), user_id, account_id, plugin_id))
+                (state, new_version, previous, crashes, reason, _now().isoformat(), user_id, account_id, plugin_id),
+            )
             self._event(db, user_id, account_id, plugin_id, new_version, state, reason)
         return self.get(user_id, account_id, plugin_id)
 
@@ -299,12 +357,19 @@ class PluginRegistry:
         with self._transaction() as db:
             current = self.get(user_id, account_id, plugin_id)
             crashes = current.crash_count + 1
-            db.execute("UPDATE installs SET crash_count=?, updated_at=? WHERE user_id=? AND account_id=? AND "
-                       "plugin_id=?", (crashes, _now().isoformat(), user_id, account_id, plugin_id))
+            db.execute(
+                "UPDATE installs SET crash_count=?, updated_at=? WHERE user_id=? AND account_id=? AND plugin_id=?",
+                (crashes, _now().isoformat(), user_id, account_id, plugin_id),
+            )
             self._event(db, user_id, account_id, plugin_id, current.version, "crash", reason)
         if crashes >= limit and current.state == "active":
-            return self.transition(user_id, account_id, plugin_id, "quarantined",
-                                   reason=f"quarantined after {crashes} failures; last: {reason}")
+            return self.transition(
+                user_id,
+                account_id,
+                plugin_id,
+                "quarantined",
+                reason=f"quarantined after {crashes} failures; last: {reason}",
+            )
         return self.get(user_id, account_id, plugin_id)
 
     def remove(self, user_id: str, account_id: str, plugin_id: str) -> InstallRecord:
@@ -312,10 +377,14 @@ class PluginRegistry:
         record = self.transition(user_id, account_id, plugin_id, "removed")
         shutil.rmtree(self.root / "data" / user_id / account_id / plugin_id, ignore_errors=True)
         with self._transaction() as db:
-            in_use = {row[0] for row in db.execute(
-                "SELECT version FROM installs WHERE plugin_id=? AND state != 'removed' UNION "
-                "SELECT previous_version FROM installs WHERE plugin_id=? AND state != 'removed'",
-                (plugin_id, plugin_id))}
+            in_use = {
+                row[0]
+                for row in db.execute(
+                    "SELECT version FROM installs WHERE plugin_id=? AND state != 'removed' UNION "
+                    "SELECT previous_version FROM installs WHERE plugin_id=? AND state != 'removed'",
+                    (plugin_id, plugin_id),
+                )
+            }
             for (version,) in db.execute("SELECT version FROM packages WHERE plugin_id=?", (plugin_id,)).fetchall():
                 if version not in in_use:
                     db.execute("DELETE FROM packages WHERE plugin_id=? AND version=?", (plugin_id, version))
@@ -325,15 +394,22 @@ class PluginRegistry:
     @staticmethod
     def _event(db: sqlite3.Connection, *row: str) -> None:
         user_id, account_id, plugin_id, version, event, detail = row
-        db.execute("INSERT INTO events (at, user_id, account_id, plugin_id, version, event, detail) "
-                   "VALUES (?,?,?,?,?,?,?)", (_now().isoformat(), user_id, account_id, plugin_id, version, event,
-                                               detail))
+        db.execute(
+            "INSERT INTO events (at, user_id, account_id, plugin_id, version, event, detail) VALUES (?,?,?,?,?,?,?)",
+            (_now().isoformat(), user_id, account_id, plugin_id, version, event, detail),
+        )
 
 
 def _record(row: tuple[object, ...]) -> InstallRecord:
     return InstallRecord(
-        user_id=str(row[0]), account_id=str(row[1]), plugin_id=str(row[2]), version=str(row[3]),
-        state=str(row[4]), previous_version=None if row[5] is None else str(row[5]), pinned=bool(row[6]),
-        crash_count=int(str(row[7])), reason=str(row[8]), updated_at=dt.datetime.fromisoformat(str(row[9])),
+        user_id=str(row[0]),
+        account_id=str(row[1]),
+        plugin_id=str(row[2]),
+        version=str(row[3]),
+        state=str(row[4]),
+        previous_version=None if row[5] is None else str(row[5]),
+        pinned=bool(row[6]),
+        crash_count=int(str(row[7])),
+        reason=str(row[8]),
+        updated_at=dt.datetime.fromisoformat(str(row[9])),
     )
-

@@ -60,22 +60,27 @@ def call_plugin(worker: PluginWorker, method: str, payload: Any) -> Any:
     kind = str(worker.manifest.kind)
     contracts = METHOD_CONTRACTS.get((kind, method))
     if contracts is None:
-        raise SandboxError(f"a {kind} plugin has no method {method!r}", reason="bad_request",
-                           plugin_id=worker.manifest.id)
+        raise SandboxError(
+            f"a {kind} plugin has no method {method!r}", reason="bad_request", plugin_id=worker.manifest.id
+        )
     request_type, reply_type = contracts
     try:
         request = msgspec.convert(payload, request_type, strict=False)
     except msgspec.ValidationError as exc:
-        raise SandboxError(f"invalid input for {method}: {exc}", reason="bad_request",
-                           plugin_id=worker.manifest.id) from None
+        raise SandboxError(
+            f"invalid input for {method}: {exc}", reason="bad_request", plugin_id=worker.manifest.id
+        ) from None
     result = worker.call(method, msgspec.to_builtins(request))
     if result is None and reply_type is ParseResult:
         return None
     try:
         return convert_reply(result, reply_type)
     except msgspec.ValidationError as exc:
-        raise SandboxError(f"{worker.manifest.id} returned an invalid {reply_type.__name__}: {exc}", reason="bad_reply",
-                           plugin_id=worker.manifest.id) from None
+        raise SandboxError(
+            f"{worker.manifest.id} returned an invalid {reply_type.__name__}: {exc}",
+            reason="bad_reply",
+            plugin_id=worker.manifest.id,
+        ) from None
 
 
 class PluginRuntime:
@@ -106,9 +111,10 @@ class PluginRuntime:
         """Re-verify the stored files, start a worker and run the plugin's self-test."""
         key = (record.user_id, record.account_id, record.plugin_id)
         manifest = self.registry.verify_stored(record.plugin_id, record.version)
-        data_dir = (self.registry.data_dir(*key) if manifest.permissions.files == "data" else None)
-        worker = PluginWorker(self.registry.package_dir(record.plugin_id, record.version), manifest,
-                              data_dir=data_dir, policy=self.policy)
+        data_dir = self.registry.data_dir(*key) if manifest.permissions.files == "data" else None
+        worker = PluginWorker(
+            self.registry.package_dir(record.plugin_id, record.version), manifest, data_dir=data_dir, policy=self.policy
+        )
         try:
             worker.start()
             passed = worker.call("self_test")
@@ -117,8 +123,11 @@ class PluginRuntime:
             raise
         if passed is not True and passed is not None:
             worker.close()
-            raise SandboxError(f"{record.plugin_id} {record.version} failed its self-test: {passed!r}",
-                               reason="self_test_failed", plugin_id=record.plugin_id)
+            raise SandboxError(
+                f"{record.plugin_id} {record.version} failed its self-test: {passed!r}",
+                reason="self_test_failed",
+                plugin_id=record.plugin_id,
+            )
         return worker
 
     def _replace_worker(self, key: _Key, worker: PluginWorker | None) -> None:
@@ -137,9 +146,12 @@ class PluginRuntime:
         """
         record = self.registry.get(user_id, account_id, plugin_id)
         if record.state not in ("verified", "inactive"):
-            raise PluginStateError(f"{plugin_id} cannot be activated from {record.state}"
-                                   + (f": {record.reason}" if record.reason else ""),
-                                   state=record.state, plugin_id=plugin_id)
+            raise PluginStateError(
+                f"{plugin_id} cannot be activated from {record.state}"
+                + (f": {record.reason}" if record.reason else ""),
+                state=record.state,
+                plugin_id=plugin_id,
+            )
         worker = self._start(record)
         self._replace_worker((user_id, account_id, plugin_id), worker)
         return self.registry.transition(user_id, account_id, plugin_id, "active")
@@ -169,8 +181,9 @@ class PluginRuntime:
         key = (user_id, account_id, plugin_id)
         before = self.registry.get(*key)
         if before.version == manifest.version:
-            raise PluginStateError(f"{plugin_id} {manifest.version} is already installed", state=before.state,
-                                   plugin_id=plugin_id)
+            raise PluginStateError(
+                f"{plugin_id} {manifest.version} is already installed", state=before.state, plugin_id=plugin_id
+            )
         self.registry.transition(*key, "updating", version=manifest.version, previous_version=before.version)
         was_active = before.state == "active"
         if not was_active:
@@ -179,8 +192,9 @@ class PluginRuntime:
             worker = self._start(self.registry.get(*key))
         except (SandboxError, PackageVerificationError) as exc:
             reason = f"update to {manifest.version} rolled back: {exc}"
-            self.registry.transition(*key, "active", version=before.version, previous_version=manifest.version,
-                                     reason=reason)
+            self.registry.transition(
+                *key, "active", version=before.version, previous_version=manifest.version, reason=reason
+            )
             raise
         self._replace_worker(key, worker)
         return self.registry.transition(*key, "active", reason=f"updated from {before.version}", reset_crashes=True)
@@ -193,8 +207,11 @@ class PluginRuntime:
             return worker
         record = self.registry.get(*key)
         if record.state != "active":
-            raise PluginStateError(f"{key[2]} is {record.state}" + (f": {record.reason}" if record.reason else ""),
-                                   state=record.state, plugin_id=key[2])
+            raise PluginStateError(
+                f"{key[2]} is {record.state}" + (f": {record.reason}" if record.reason else ""),
+                state=record.state,
+                plugin_id=key[2],
+            )
         # Active in the registry but no worker in this process (host restarted): start it now.
         worker = self._start(record)
         self._replace_worker(key, worker)
@@ -219,23 +236,26 @@ class PluginRuntime:
     def _typed(self, key: _Key, kind: PluginKind, method: str, payload: Any, contract: type[msgspec.Struct]) -> Any:
         manifest = self._worker(key).manifest
         if manifest.kind is not kind:
-            raise PluginStateError(f"{key[2]} is a {manifest.kind} plugin, not a {kind}", state="active",
-                                   plugin_id=key[2])
+            raise PluginStateError(
+                f"{key[2]} is a {manifest.kind} plugin, not a {kind}", state="active", plugin_id=key[2]
+            )
         result = self.call(*key, method, msgspec.to_builtins(payload))
         if result is None and contract is ParseResult:
             return None
         try:
             return convert_reply(result, contract)
         except msgspec.ValidationError as exc:
-            error = SandboxError(f"{key[2]} returned an invalid {contract.__name__}: {exc}", reason="bad_reply",
-                                 plugin_id=key[2])
+            error = SandboxError(
+                f"{key[2]} returned an invalid {contract.__name__}: {exc}", reason="bad_reply", plugin_id=key[2]
+            )
             self.registry.record_crash(*key, f"bad_reply: {exc}", limit=self.crash_limit)
             raise error from None
 
     def parse(self, user_id: str, account_id: str, plugin_id: str, request: ParseRequest) -> ParseResult | None:
         """Run a parser plugin on one message; ``None`` when the format is not recognised."""
-        result: ParseResult | None = self._typed((user_id, account_id, plugin_id), PluginKind.PARSER, "parse",
-                                                 request, ParseResult)
+        result: ParseResult | None = self._typed(
+            (user_id, account_id, plugin_id), PluginKind.PARSER, "parse", request, ParseResult
+        )
         return result
 
     def apply_strategy(
@@ -247,8 +267,9 @@ class PluginRuntime:
         stop loss and take profits (the symbol, side and id are the host's), and cannot skip compliance.
         """
         request = StrategyRequest(intent=intent, account=account)
-        decision: StrategyDecision = self._typed((user_id, account_id, plugin_id), PluginKind.STRATEGY, "adjust",
-                                                 request, StrategyDecision)
+        decision: StrategyDecision = self._typed(
+            (user_id, account_id, plugin_id), PluginKind.STRATEGY, "adjust", request, StrategyDecision
+        )
         if decision.decision == "veto":
             return StrategyOutcome(intent=None, vetoed=True, reason=decision.reason, plugin_id=plugin_id)
         if decision.decision == "accept":
@@ -261,25 +282,33 @@ class PluginRuntime:
         )
         return StrategyOutcome(intent=adjusted, vetoed=False, reason=decision.reason, plugin_id=plugin_id)
 
-    def test_connection(self, user_id: str, account_id: str, plugin_id: str, config: dict[str, str]) -> ConnectionDiagnosis:
+    def test_connection(
+        self, user_id: str, account_id: str, plugin_id: str, config: dict[str, str]
+    ) -> ConnectionDiagnosis:
         """Ask a provider plugin to diagnose its connection with ``config`` (onboarding)."""
-        diagnosis: ConnectionDiagnosis = self._typed((user_id, account_id, plugin_id), PluginKind.PROVIDER,
-                                                     "test_connection", config, ConnectionDiagnosis)
+        diagnosis: ConnectionDiagnosis = self._typed(
+            (user_id, account_id, plugin_id), PluginKind.PROVIDER, "test_connection", config, ConnectionDiagnosis
+        )
         return diagnosis
 
     def fetch_signals(
         self, user_id: str, account_id: str, plugin_id: str, request: FetchSignalsRequest
     ) -> FetchSignalsResult:
         """Fetch new raw signals from a signal-source provider."""
-        result: FetchSignalsResult = self._typed((user_id, account_id, plugin_id), PluginKind.PROVIDER,
-                                                 "fetch_signals", request, FetchSignalsResult)
+        result: FetchSignalsResult = self._typed(
+            (user_id, account_id, plugin_id), PluginKind.PROVIDER, "fetch_signals", request, FetchSignalsResult
+        )
         return result
 
     def submit_order(self, user_id: str, account_id: str, plugin_id: str, order: OrderRequest) -> OrderResult:
         """Send an order (already approved by compliance) through a broker provider."""
-        result: OrderResult = self._typed((user_id, account_id, plugin_id), PluginKind.PROVIDER, "submit_order",
-                                          order, OrderResult)
+        result: OrderResult = self._typed(
+            (user_id, account_id, plugin_id), PluginKind.PROVIDER, "submit_order", order, OrderResult
+        )
         if result.client_order_id != order.client_order_id:
-            raise SandboxError(f"{plugin_id} answered for order {result.client_order_id!r}, not "
-                               f"{order.client_order_id!r}", reason="bad_reply", plugin_id=plugin_id)
+            raise SandboxError(
+                f"{plugin_id} answered for order {result.client_order_id!r}, not {order.client_order_id!r}",
+                reason="bad_reply",
+                plugin_id=plugin_id,
+            )
         return result

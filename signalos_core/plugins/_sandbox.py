@@ -50,8 +50,15 @@ _BOOTSTRAP = (
 _SIGXCPU_EXITS = {-signal.SIGXCPU, 128 + signal.SIGXCPU}
 _STDERR_TAIL = 2000
 #: Files a networked plugin needs for DNS and TLS; nothing else under /etc is visible.
-_NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/ssl",
-                  "/usr/share/ca-certificates", "/etc/ca-certificates")
+_NETWORK_FILES = (
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/gai.conf",
+    "/etc/ssl",
+    "/usr/share/ca-certificates",
+    "/etc/ca-certificates",
+)
 _SYSTEM_LIBS = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib")
 
 
@@ -121,8 +128,9 @@ class PluginWorker:
         self.policy = policy or SandboxPolicy()
         self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
         if manifest.permissions.files == "data" and self.data_dir is None:
-            raise SandboxError(f"{manifest.id} declares a data folder; pass data_dir", reason="start_failed",
-                               plugin_id=manifest.id)
+            raise SandboxError(
+                f"{manifest.id} declares a data folder; pass data_dir", reason="start_failed", plugin_id=manifest.id
+            )
         permissions = manifest.permissions
         self.timeout_s = min(permissions.timeout_ms, self.policy.max_timeout_ms) / 1000.0
         self.max_reply = min(permissions.max_message_kb, self.policy.max_reply_kb) * 1024
@@ -169,8 +177,14 @@ class PluginWorker:
 
     def _config(self) -> dict[str, Any]:
         permissions = self.manifest.permissions
-        read_paths = [*_python_paths(), *_SYSTEM_LIBS, str(self.plugin_dir), str(_WORKER_FILE.parent),
-                      "/dev/null", "/dev/urandom"]
+        read_paths = [
+            *_python_paths(),
+            *_SYSTEM_LIBS,
+            str(self.plugin_dir),
+            str(_WORKER_FILE.parent),
+            "/dev/null",
+            "/dev/urandom",
+        ]
         if permissions.network:
             read_paths.extend(_NETWORK_FILES)
         return {
@@ -205,8 +219,11 @@ class PluginWorker:
         if self.policy.use_bwrap is False:
             return None
         if self.policy.use_bwrap and found is None:
-            raise SandboxError("bubblewrap (bwrap) is required by the policy but not installed",
-                               reason="start_failed", plugin_id=self.manifest.id)
+            raise SandboxError(
+                "bubblewrap (bwrap) is required by the policy but not installed",
+                reason="start_failed",
+                plugin_id=self.manifest.id,
+            )
         return found
 
     def _command(self, config_json: str) -> list[str]:
@@ -251,8 +268,11 @@ class PluginWorker:
             )
         except OSError as exc:
             self._kill()
-            raise SandboxError(f"cannot start the worker of {self.manifest.id}: {exc}", reason="start_failed",
-                               plugin_id=self.manifest.id) from exc
+            raise SandboxError(
+                f"cannot start the worker of {self.manifest.id}: {exc}",
+                reason="start_failed",
+                plugin_id=self.manifest.id,
+            ) from exc
         self._process = process
         self.starts += 1
         assert process.stdout is not None  # noqa: S101 - stdout=PIPE above guarantees it
@@ -264,13 +284,15 @@ class PluginWorker:
             reply = self._read_reply(deadline, expected_id=0)
         except SandboxError as exc:
             self._kill()
-            raise SandboxError(f"{self.manifest.id} failed to start: {exc}", reason="start_failed",
-                               plugin_id=self.manifest.id) from exc
+            raise SandboxError(
+                f"{self.manifest.id} failed to start: {exc}", reason="start_failed", plugin_id=self.manifest.id
+            ) from exc
         if not reply.ok:
             detail = f"{reply.error_type}: {reply.error}"
             self._kill()
-            raise SandboxError(f"{self.manifest.id} failed to start: {detail}", reason="start_failed",
-                               plugin_id=self.manifest.id)
+            raise SandboxError(
+                f"{self.manifest.id} failed to start: {detail}", reason="start_failed", plugin_id=self.manifest.id
+            )
         self.applied = dict(reply.result) if isinstance(reply.result, dict) else {}
 
     def _kill(self) -> None:
@@ -310,8 +332,9 @@ class PluginWorker:
             self._next_id += 1
             frame = encode_frame(self._encoder, Call(call_id, method, payload))
             if len(frame) > self.policy.max_request_bytes:
-                raise SandboxError(f"request of {len(frame)} bytes is too large", reason="too_large",
-                                   plugin_id=self.manifest.id)
+                raise SandboxError(
+                    f"request of {len(frame)} bytes is too large", reason="too_large", plugin_id=self.manifest.id
+                )
             deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
             try:
                 _write_all(process.stdin.fileno(), frame)
@@ -328,17 +351,25 @@ class PluginWorker:
         plugin_id = self.manifest.id
         text = f"{reply.error_type}: {reply.error}"
         if reply.error_type == "MemoryError":
-            return SandboxError(f"{plugin_id} ran out of its memory limit ({text})", reason="memory",
-                                plugin_id=plugin_id)
+            return SandboxError(
+                f"{plugin_id} ran out of its memory limit ({text})", reason="memory", plugin_id=plugin_id
+            )
         if reply.error_type == "PermissionError":
-            return SandboxError(f"{plugin_id} tried something it has no permission for ({text})", reason="denied",
-                                plugin_id=plugin_id)
+            return SandboxError(
+                f"{plugin_id} tried something it has no permission for ({text})", reason="denied", plugin_id=plugin_id
+            )
         if reply.error_type == "ReplyTooLarge":
-            return SandboxError(f"{plugin_id} produced a reply over its size cap ({reply.error})",
-                                reason="too_large", plugin_id=plugin_id)
+            return SandboxError(
+                f"{plugin_id} produced a reply over its size cap ({reply.error})",
+                reason="too_large",
+                plugin_id=plugin_id,
+            )
         if reply.error_type == "UnencodableReply":
-            return SandboxError(f"{plugin_id} returned data that is not plain JSON-like values ({reply.error})",
-                                reason="bad_reply", plugin_id=plugin_id)
+            return SandboxError(
+                f"{plugin_id} returned data that is not plain JSON-like values ({reply.error})",
+                reason="bad_reply",
+                plugin_id=plugin_id,
+            )
         return SandboxError(f"{plugin_id} raised {text}", reason="plugin_error", plugin_id=plugin_id)
 
     def _read_reply(self, deadline: float, *, expected_id: int) -> Reply:
@@ -352,24 +383,32 @@ class PluginWorker:
         except FrameError as exc:
             if exc.reason == "timeout":
                 self._kill()
-                raise SandboxError(f"{plugin_id} did not answer within its deadline; the worker was killed and "
-                                   "will restart", reason="timeout", plugin_id=plugin_id) from None
+                raise SandboxError(
+                    f"{plugin_id} did not answer within its deadline; the worker was killed and will restart",
+                    reason="timeout",
+                    plugin_id=plugin_id,
+                ) from None
             if exc.reason == "eof":
                 self._raise_dead("the worker exited")
             self._kill()
             reason = "too_large" if exc.reason == "too_large" else "bad_reply"
-            raise SandboxError(f"{plugin_id} sent an invalid reply ({exc}); the worker was killed",
-                               reason=reason, plugin_id=plugin_id) from None
+            raise SandboxError(
+                f"{plugin_id} sent an invalid reply ({exc}); the worker was killed", reason=reason, plugin_id=plugin_id
+            ) from None
         try:
             reply = self._decoder.decode(body)
         except msgspec.DecodeError as exc:
             self._kill()
-            raise SandboxError(f"{plugin_id} sent a malformed reply ({exc}); the worker was killed",
-                               reason="bad_reply", plugin_id=plugin_id) from None
+            raise SandboxError(
+                f"{plugin_id} sent a malformed reply ({exc}); the worker was killed",
+                reason="bad_reply",
+                plugin_id=plugin_id,
+            ) from None
         if reply.id != expected_id:
             self._kill()
-            raise SandboxError(f"{plugin_id} answered call {reply.id}, expected {expected_id}", reason="bad_reply",
-                               plugin_id=plugin_id)
+            raise SandboxError(
+                f"{plugin_id} answered call {reply.id}, expected {expected_id}", reason="bad_reply", plugin_id=plugin_id
+            )
         return reply
 
     def _raise_dead(self, what: str) -> None:
@@ -380,10 +419,14 @@ class PluginWorker:
         plugin_id = self.manifest.id
         suffix = f"; last output: {tail[-500:]}" if tail else ""
         if code in _SIGXCPU_EXITS:
-            raise SandboxError(f"{plugin_id} used up its CPU budget of {self.cpu_seconds} s and was stopped",
-                               reason="cpu_limit", plugin_id=plugin_id)
-        raise SandboxError(f"{plugin_id} crashed ({what}, exit code {code}){suffix}", reason="crashed",
-                           plugin_id=plugin_id)
+            raise SandboxError(
+                f"{plugin_id} used up its CPU budget of {self.cpu_seconds} s and was stopped",
+                reason="cpu_limit",
+                plugin_id=plugin_id,
+            )
+        raise SandboxError(
+            f"{plugin_id} crashed ({what}, exit code {code}){suffix}", reason="crashed", plugin_id=plugin_id
+        )
 
 
 def _write_all(fd: int, data: bytearray) -> None:

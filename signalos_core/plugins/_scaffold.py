@@ -79,18 +79,20 @@ def scaffold_plugin(
     publisher = plugin_id.split(".", maxsplit=1)[0]
     major, minor = __version__.split(".")[:2]
     display = name or plugin_id.split(".", 1)[-1].replace("-", " ").title()
-    manifest = parse_manifest({
-        "schema_version": 1,
-        "id": plugin_id,
-        "name": display,
-        "version": "0.1.0",
-        "publisher": publisher,
-        "kind": str(kind),
-        "entry_point": "plugin:Plugin",
-        "host": f">={major}.{minor}.0, <{int(major) + 1}.0.0",
-        "permissions": {"network": [], "files": "none", "cpu_seconds": 30, "memory_mb": 256, "timeout_ms": 2000},
-        "description": f"{display} ({kind} plugin).",
-    })
+    manifest = parse_manifest(
+        {
+            "schema_version": 1,
+            "id": plugin_id,
+            "name": display,
+            "version": "0.1.0",
+            "publisher": publisher,
+            "kind": str(kind),
+            "entry_point": "plugin:Plugin",
+            "host": f">={major}.{minor}.0, <{int(major) + 1}.0.0",
+            "permissions": {"network": [], "files": "none", "cpu_seconds": 30, "memory_mb": 256, "timeout_ms": 2000},
+            "description": f"{display} ({kind} plugin).",
+        }
+    )
     root.mkdir(parents=True, exist_ok=True)
     (root / MANIFEST_FILE).write_bytes(manifest.to_json())
     (root / "plugin.py").write_text(_CODE[kind].format(name=display), "utf-8")

@@ -62,17 +62,63 @@ def _arg_high(index: int) -> int:
 
 # x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl)
 _ALWAYS_DENIED = {
-    "execve": 59, "execveat": 322, "fork": 57, "vfork": 58, "ptrace": 101, "kill": 62, "tkill": 200,
-    "unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
-    "setrlimit": 160, "bpf": 321, "perf_event_open": 298, "keyctl": 250, "add_key": 248, "request_key": 249,
-    "init_module": 175, "finit_module": 313, "delete_module": 176, "kexec_load": 246, "kexec_file_load": 320,
-    "reboot": 169, "swapon": 167, "swapoff": 168, "mknod": 133, "mknodat": 259, "iopl": 172, "ioperm": 173,
-    "process_vm_readv": 310, "process_vm_writev": 311, "userfaultfd": 323, "open_by_handle_at": 304,
-    "name_to_handle_at": 303, "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438,
-    "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "personality": 135, "syslog": 103,
-    "acct": 163, "settimeofday": 164, "clock_settime": 227, "adjtimex": 159, "open_tree": 428,
-    "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
-    "vhangup": 153, "quotactl": 179,
+    "execve": 59,
+    "execveat": 322,
+    "fork": 57,
+    "vfork": 58,
+    "ptrace": 101,
+    "kill": 62,
+    "tkill": 200,
+    "unshare": 272,
+    "setns": 308,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "chroot": 161,
+    "setrlimit": 160,
+    "bpf": 321,
+    "perf_event_open": 298,
+    "keyctl": 250,
+    "add_key": 248,
+    "request_key": 249,
+    "init_module": 175,
+    "finit_module": 313,
+    "delete_module": 176,
+    "kexec_load": 246,
+    "kexec_file_load": 320,
+    "reboot": 169,
+    "swapon": 167,
+    "swapoff": 168,
+    "mknod": 133,
+    "mknodat": 259,
+    "iopl": 172,
+    "ioperm": 173,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "userfaultfd": 323,
+    "open_by_handle_at": 304,
+    "name_to_handle_at": 303,
+    "pidfd_open": 434,
+    "pidfd_send_signal": 424,
+    "pidfd_getfd": 438,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "personality": 135,
+    "syslog": 103,
+    "acct": 163,
+    "settimeofday": 164,
+    "clock_settime": 227,
+    "adjtimex": 159,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "mount_setattr": 442,
+    "vhangup": 153,
+    "quotactl": 179,
 }
 _NETWORK = {"socket": 41, "socketpair": 53, "connect": 42, "bind": 49, "listen": 50, "accept": 43, "accept4": 288}
 _CLONE, _CLONE3, _TGKILL, _PRLIMIT64, _SOCKET = 56, 435, 234, 302, 41
@@ -111,23 +157,36 @@ def build_filter(*, allow_network: bool, own_pid: int) -> bytes:
     for number in sorted(denied.values()):
         program += _rule(number, [_ret(_DENY)])
     # clone: threads only (CLONE_THREAD set in the flags, argument 0).
-    program += _rule(_CLONE, [_load(_arg_low(0)), _insn(_JSET_K, _CLONE_THREAD, 0, 1), _ret(_RET_ALLOW),
-                              _ret(_DENY)])
+    program += _rule(_CLONE, [_load(_arg_low(0)), _insn(_JSET_K, _CLONE_THREAD, 0, 1), _ret(_RET_ALLOW), _ret(_DENY)])
     program += _rule(_CLONE3, [_ret(_ENOSYS)])
     # tgkill: only to this process (Python's signal.raise_signal / abort()).
     program += _rule(_TGKILL, [_load(_arg_low(0)), _insn(_JEQ_K, own_pid, 0, 1), _ret(_RET_ALLOW), _ret(_DENY)])
     # prlimit64 as a getter only: new_limit (argument 2) must be NULL.
-    program += _rule(_PRLIMIT64, [
-        _load(_arg_low(2)), _insn(_JEQ_K, 0, 0, 3),
-        _load(_arg_high(2)), _insn(_JEQ_K, 0, 0, 1),
-        _ret(_RET_ALLOW), _ret(_DENY),
-    ])
+    program += _rule(
+        _PRLIMIT64,
+        [
+            _load(_arg_low(2)),
+            _insn(_JEQ_K, 0, 0, 3),
+            _load(_arg_high(2)),
+            _insn(_JEQ_K, 0, 0, 1),
+            _ret(_RET_ALLOW),
+            _ret(_DENY),
+        ],
+    )
     if allow_network:
-        program += _rule(_SOCKET, [
-            _load(_arg_low(0)), _insn(_JEQ_K, _AF_INET, 1, 0), _insn(_JEQ_K, _AF_INET6, 0, 4),
-            _load(_arg_low(1)), _insn(_AND_K, _SOCK_TYPE_MASK), _insn(_JEQ_K, _SOCK_RAW, 1, 0),
-            _ret(_RET_ALLOW), _ret(_DENY),
-        ])
+        program += _rule(
+            _SOCKET,
+            [
+                _load(_arg_low(0)),
+                _insn(_JEQ_K, _AF_INET, 1, 0),
+                _insn(_JEQ_K, _AF_INET6, 0, 4),
+                _load(_arg_low(1)),
+                _insn(_AND_K, _SOCK_TYPE_MASK),
+                _insn(_JEQ_K, _SOCK_RAW, 1, 0),
+                _ret(_RET_ALLOW),
+                _ret(_DENY),
+            ],
+        )
     program.append(_ret(_RET_ALLOW))
     return b"".join(program)
 

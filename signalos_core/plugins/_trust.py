@@ -170,17 +170,20 @@ class Keyring:
         """
         key = self._keys.get(key_id)
         if key is None:
-            raise PackageVerificationError(f"signing key {key_id} is not trusted", reason="unknown_key",
-                                           plugin_id=plugin_id)
+            raise PackageVerificationError(
+                f"signing key {key_id} is not trusted", reason="unknown_key", plugin_id=plugin_id
+            )
         if key.publisher != publisher:
             raise PackageVerificationError(
                 f"key {key_id} belongs to publisher {key.publisher!r}, not {publisher!r}",
-                reason="publisher_mismatch", plugin_id=plugin_id,
+                reason="publisher_mismatch",
+                plugin_id=plugin_id,
             )
         if key.revoked_at is not None:
             raise PackageVerificationError(
                 f"key {key_id} of {publisher!r} was revoked on {key.revoked_at.date()}: {key.revoked_reason}",
-                reason="revoked_key", plugin_id=plugin_id,
+                reason="revoked_key",
+                plugin_id=plugin_id,
             )
         return key
 

@@ -166,10 +166,20 @@ def main() -> None:  # pragma: no cover - runs only inside the sandboxed subproc
         applied = lockdown(config)
         methods = load_plugin(config)
     except BaseException as exc:
-        os.write(out_fd, protocol.encode_frame(encoder, protocol.Reply(0, False, None, type(exc).__name__,
-                                                                       str(exc)[:_ERROR_TEXT_LIMIT])))
+        os.write(
+            out_fd,
+            protocol.encode_frame(
+                encoder, protocol.Reply(0, False, None, type(exc).__name__, str(exc)[:_ERROR_TEXT_LIMIT])
+            ),
+        )
         os._exit(3)
     os.write(out_fd, protocol.encode_frame(encoder, protocol.Reply(0, True, applied)))
-    serve(in_fd, out_fd, methods, max_request=int(config["max_request"]), max_reply=int(config["max_reply"]),
-          protocol=protocol)
+    serve(
+        in_fd,
+        out_fd,
+        methods,
+        max_request=int(config["max_request"]),
+        max_reply=int(config["max_reply"]),
+        protocol=protocol,
+    )
     os._exit(0)

@@ -51,17 +51,23 @@ def test_new_pack_sign_verify_run(tmp_path: Path, keyfiles: tuple[Path, Path], k
     assert body["permissions"]["network"] == []
     method, payload = {
         "parser": ("parse", {"text": "BUY EURUSD SL 1.05"}),
-        "strategy": ("adjust", {"intent": {"intent_id": "i", "symbol": "EURUSD", "side": "buy", "size": "1"},
-                                "account": {"account_id": "a", "currency": "USD", "balance": "1000",
-                                            "equity": "1000"}}),
+        "strategy": (
+            "adjust",
+            {
+                "intent": {"intent_id": "i", "symbol": "EURUSD", "side": "buy", "size": "1"},
+                "account": {"account_id": "a", "currency": "USD", "balance": "1000", "equity": "1000"},
+            },
+        ),
         "provider": ("test_connection", {"api_key": ""}),
     }[kind]
     result, body = _invoke("run", str(archive), method, "--keyring", str(keyring), "--input", json.dumps(payload))
     assert result.exit_code == 0, result.output
     assert body["sandbox"]["seccomp"] is True
-    expected = {"parser": {"symbol": "EURUSD", "side": "buy", "stop_loss": "1.05"},
-                "strategy": {"decision": "veto", "reason": "no stop loss"},
-                "provider": {"status": "bad_credentials", "hint": "set api_key"}}[kind]
+    expected = {
+        "parser": {"symbol": "EURUSD", "side": "buy", "stop_loss": "1.05"},
+        "strategy": {"decision": "veto", "reason": "no stop loss"},
+        "provider": {"status": "bad_credentials", "hint": "set api_key"},
+    }[kind]
     assert expected.items() <= body["result"].items()
 
 

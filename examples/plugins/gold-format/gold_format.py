@@ -10,8 +10,10 @@ Prices are returned as strings so the host reads them as exact decimals.
 
 import re
 
-_HEAD = re.compile(r"^\s*(?P<symbol>[A-Z]{3,6})\s+(?P<side>BUY|SELL)(?:\s+(?P<kind>LIMIT|STOP))?"
-                   r"(?:\s*@\s*(?P<entry>\d+(?:\.\d+)?))?\s*$")
+_HEAD = re.compile(
+    r"^\s*(?P<symbol>[A-Z]{3,6})\s+(?P<side>BUY|SELL)(?:\s+(?P<kind>LIMIT|STOP))?"
+    r"(?:\s*@\s*(?P<entry>\d+(?:\.\d+)?))?\s*$"
+)
 _SL = re.compile(r"^\s*SL\s*[:=]?\s*(?P<price>\d+(?:\.\d+)?)\s*$")
 _TP = re.compile(r"^\s*TP\d*\s*[:=]?\s*(?P<price>\d+(?:\.\d+)?)\s*$")
 

@@ -30,8 +30,10 @@ class RiskSizer:
         return {"decision": "adjust", "size": str(size), "reason": "risk 1% of balance"}
 
     def self_test(self):
-        decision = self.adjust({
-            "intent": {"entry": "2350", "stop_loss": "2340"},
-            "account": {"balance": "10000", "value_per_point": "100"},
-        })
+        decision = self.adjust(
+            {
+                "intent": {"entry": "2350", "stop_loss": "2340"},
+                "account": {"balance": "10000", "value_per_point": "100"},
+            }
+        )
         return decision == {"decision": "adjust", "size": "0.10", "reason": "risk 1% of balance"}

@@ -15,8 +15,12 @@ from service.cli.main import cli
 ROOT = Path(__file__).resolve().parents[3]
 GUIDE = (ROOT / "docs" / "plugins.md").read_text("utf-8")
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", GUIDE, flags=re.DOTALL)
-CONSOLE_LINES = [line[2:] for block in re.findall(r"```console\n(.*?)```", GUIDE, flags=re.DOTALL)
-                 for line in block.splitlines() if line.startswith("$ ")]
+CONSOLE_LINES = [
+    line[2:]
+    for block in re.findall(r"```console\n(.*?)```", GUIDE, flags=re.DOTALL)
+    for line in block.splitlines()
+    if line.startswith("$ ")
+]
 
 
 def test_the_guide_has_examples() -> None:
@@ -42,9 +46,17 @@ def test_console_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert result.exit_code == 0, f"{line}\n{result.output}"
         outputs.append(json.loads(result.output))
     assert outputs[2]["result"]["side"] == "buy"
-    assert outputs[-1]["result"] == {"symbol": "GBPUSD", "side": "sell", "action": "open", "order_type": "market",
-                                     "take_profits": [], "confidence": 1.0, "note": "", "entry": None,
-                                     "stop_loss": None}
+    assert outputs[-1]["result"] == {
+        "symbol": "GBPUSD",
+        "side": "sell",
+        "action": "open",
+        "order_type": "market",
+        "take_profits": [],
+        "confidence": 1.0,
+        "note": "",
+        "entry": None,
+        "stop_loss": None,
+    }
 
 
 def test_manifest_example_is_valid() -> None:

@@ -54,14 +54,21 @@ def test_channel_format_parser(runtime: PluginRuntime) -> None:
 
 
 def _intent(**changes: object) -> TradeIntent:
-    base: dict[str, object] = {"intent_id": "i-1", "symbol": "XAUUSD", "side": "buy", "size": Decimal(5),
-                               "entry": Decimal(2350), "stop_loss": Decimal(2340)}
+    base: dict[str, object] = {
+        "intent_id": "i-1",
+        "symbol": "XAUUSD",
+        "side": "buy",
+        "size": Decimal(5),
+        "entry": Decimal(2350),
+        "stop_loss": Decimal(2340),
+    }
     base.update(changes)
     return TradeIntent(**base)  # type: ignore[arg-type]
 
 
-ACCOUNT = AccountState(account_id=A, currency="USD", balance=Decimal(100_000), equity=Decimal(99_000),
-                       value_per_point=Decimal(100))
+ACCOUNT = AccountState(
+    account_id=A, currency="USD", balance=Decimal(100_000), equity=Decimal(99_000), value_per_point=Decimal(100)
+)
 
 
 def test_risk_sizing_strategy(runtime: PluginRuntime) -> None:
@@ -75,8 +82,9 @@ def test_risk_sizing_strategy(runtime: PluginRuntime) -> None:
     assert vetoed.vetoed
     assert vetoed.intent is None
     assert "stop loss" in vetoed.reason
-    tiny = AccountState(account_id=A, currency="USD", balance=Decimal(10), equity=Decimal(10),
-                        value_per_point=Decimal(100))
+    tiny = AccountState(
+        account_id=A, currency="USD", balance=Decimal(10), equity=Decimal(10), value_per_point=Decimal(100)
+    )
     assert runtime.apply_strategy(U, A, "acme.risk-sizer", _intent(), tiny).vetoed
 
 
@@ -89,18 +97,23 @@ def test_paper_broker_provider(runtime: PluginRuntime) -> None:
     assert "paper" in wrong.hint
     creds = runtime.test_connection(U, A, "acme.paper-broker", {"server": "paper"})
     assert creds.status is ConnectionStatus.BAD_CREDENTIALS
-    order = OrderRequest(client_order_id="c-1", symbol="XAUUSD", side="buy", size=Decimal("0.10"),
-                         price=Decimal("2350.5"))
+    order = OrderRequest(
+        client_order_id="c-1", symbol="XAUUSD", side="buy", size=Decimal("0.10"), price=Decimal("2350.5")
+    )
     filled = runtime.submit_order(U, A, "acme.paper-broker", order)
     assert (filled.status, filled.filled_size, filled.average_price) == ("filled", Decimal("0.10"), Decimal("2350.5"))
-    rejected = runtime.submit_order(U, A, "acme.paper-broker",
-                                    OrderRequest(client_order_id="c-2", symbol="XAUUSD", side="sell", size=Decimal(1)))
+    rejected = runtime.submit_order(
+        U, A, "acme.paper-broker", OrderRequest(client_order_id="c-2", symbol="XAUUSD", side="sell", size=Decimal(1))
+    )
     assert rejected.status == "rejected"
     assert runtime.fetch_signals(U, A, "acme.paper-broker", FetchSignalsRequest(cursor="7")).cursor == "7"
 
 
 def test_examples_folder_is_complete() -> None:
     assert sorted(path.name for path in EXAMPLES.iterdir() if path.is_dir()) == [
-        "gold-format", "paper-broker", "risk-sizer"]
+        "gold-format",
+        "paper-broker",
+        "risk-sizer",
+    ]
     assert all((EXAMPLES / name / "plugin.json").is_file() for name in ("gold-format", "paper-broker", "risk-sizer"))
     assert Path(EXAMPLES).is_absolute()

@@ -31,11 +31,15 @@ def _worker(folder: Path, bwrap: bool, **policy: Any) -> PluginWorker:
     return PluginWorker(folder, manifest, policy=SandboxPolicy(use_bwrap=bwrap, startup_timeout_s=20.0, **policy))
 
 
-def _attack(make_plugin: PluginFactory, body: str, bwrap: bool, *, prelude: str = "", permissions: dict[str, Any]
-            | None = None) -> tuple[PluginWorker, SandboxError]:
+def _attack(
+    make_plugin: PluginFactory, body: str, bwrap: bool, *, prelude: str = "", permissions: dict[str, Any] | None = None
+) -> tuple[PluginWorker, SandboxError]:
     """Run ``attack()`` in a fresh plugin; return the worker and the SandboxError it produced."""
-    folder = make_plugin(NORMAL_PARSE + "\ndef attack(self, request):\n" + _indent(body), module_prelude=prelude,
-                         permissions={**FAST, **(permissions or {})})
+    folder = make_plugin(
+        NORMAL_PARSE + "\ndef attack(self, request):\n" + _indent(body),
+        module_prelude=prelude,
+        permissions={**FAST, **(permissions or {})},
+    )
     worker = _worker(folder, bwrap)
     with pytest.raises(SandboxError) as caught:
         worker.call("parse", {"text": "attack"})
@@ -59,11 +63,15 @@ def test_network_connect_is_denied_and_nothing_reaches_the_listener(make_plugin:
     listener.listen()
     listener.setblocking(False)
     port = listener.getsockname()[1]
-    worker, error = _attack(make_plugin, f"""
+    worker, error = _attack(
+        make_plugin,
+        f"""
 import socket
 s = socket.create_connection(("127.0.0.1", {port}), timeout=1)
 return "connected"
-""", bwrap)
+""",
+        bwrap,
+    )
     assert error.reason == "denied"
     assert "no permission" in str(error)
     with pytest.raises(BlockingIOError):
@@ -73,8 +81,9 @@ return "connected"
 
 
 @pytest.mark.parametrize("bwrap", MODES)
-def test_reading_a_file_outside_the_plugin_folder_fails(make_plugin: PluginFactory, bwrap: bool,
-                                                        tmp_path: Path) -> None:
+def test_reading_a_file_outside_the_plugin_folder_fails(
+    make_plugin: PluginFactory, bwrap: bool, tmp_path: Path
+) -> None:
     secret = tmp_path / "host-secret.txt"
     secret.write_text("TOP-SECRET-VALUE")
     worker, error = _attack(make_plugin, f"return open({str(secret)!r}).read()", bwrap)
@@ -86,11 +95,15 @@ def test_reading_a_file_outside_the_plugin_folder_fails(make_plugin: PluginFacto
 
 @pytest.mark.parametrize("bwrap", MODES)
 @pytest.mark.parametrize("target", ["outside", "own-folder"])
-def test_writing_files_fails_outside_and_inside_its_own_folder(make_plugin: PluginFactory, bwrap: bool,
-                                                               tmp_path: Path, target: str) -> None:
+def test_writing_files_fails_outside_and_inside_its_own_folder(
+    make_plugin: PluginFactory, bwrap: bool, tmp_path: Path, target: str
+) -> None:
     path = (tmp_path / "pwned.txt") if target == "outside" else None
-    body = (f"open({str(path)!r}, 'w').write('x')" if path else
-            "import os\nopen(os.path.join(os.path.dirname(__file__), 'pwned.txt'), 'w').write('x')")
+    body = (
+        f"open({str(path)!r}, 'w').write('x')"
+        if path
+        else "import os\nopen(os.path.join(os.path.dirname(__file__), 'pwned.txt'), 'w').write('x')"
+    )
     worker, error = _attack(make_plugin, body + "\nreturn None", bwrap)
     assert error.reason in {"denied", "plugin_error"}
     assert not (tmp_path / "pwned.txt").exists()
@@ -99,12 +112,15 @@ def test_writing_files_fails_outside_and_inside_its_own_folder(make_plugin: Plug
 
 
 @pytest.mark.parametrize("bwrap", MODES)
-@pytest.mark.parametrize("body", [
-    pytest.param("import os\nwhile True:\n    os.fork()", id="fork-bomb"),
-    pytest.param("import os\nos.execv('/bin/sh', ['sh', '-c', 'echo pwned'])", id="exec"),
-    pytest.param("import subprocess\nreturn subprocess.run(['/bin/true']).returncode", id="subprocess"),
-    pytest.param("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", id="kill-host"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("import os\nwhile True:\n    os.fork()", id="fork-bomb"),
+        pytest.param("import os\nos.execv('/bin/sh', ['sh', '-c', 'echo pwned'])", id="exec"),
+        pytest.param("import subprocess\nreturn subprocess.run(['/bin/true']).returncode", id="subprocess"),
+        pytest.param("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", id="kill-host"),
+    ],
+)
 def test_process_escapes_are_denied(make_plugin: PluginFactory, bwrap: bool, body: str) -> None:
     worker, error = _attack(make_plugin, body, bwrap)
     assert error.reason == "denied"
@@ -140,8 +156,9 @@ def test_blocking_sleep_overruns_the_deadline(make_plugin: PluginFactory) -> Non
 
 def test_cpu_budget_stops_a_busy_plugin(make_plugin: PluginFactory) -> None:
     # Deadline longer than the 1 s CPU budget: RLIMIT_CPU (SIGXCPU) is what stops it.
-    worker, error = _attack(make_plugin, "while True:\n    pass", False,
-                            permissions={"cpu_seconds": 1, "timeout_ms": 8000})
+    worker, error = _attack(
+        make_plugin, "while True:\n    pass", False, permissions={"cpu_seconds": 1, "timeout_ms": 8000}
+    )
     assert error.reason == "cpu_limit"
     assert "CPU budget" in str(error)
     _still_serving(worker)
@@ -149,18 +166,22 @@ def test_cpu_budget_stops_a_busy_plugin(make_plugin: PluginFactory) -> None:
 
 @pytest.mark.parametrize("bwrap", MODES)
 def test_memory_blow_up_is_a_memory_error_not_a_host_problem(make_plugin: PluginFactory, bwrap: bool) -> None:
-    worker, error = _attack(make_plugin, "blob = bytearray(1 << 30)\nreturn len(blob)", bwrap,
-                            permissions={"memory_mb": 128})
+    worker, error = _attack(
+        make_plugin, "blob = bytearray(1 << 30)\nreturn len(blob)", bwrap, permissions={"memory_mb": 128}
+    )
     assert error.reason == "memory"
     assert "memory limit" in str(error)
     _still_serving(worker)
 
 
 @pytest.mark.parametrize("bwrap", MODES)
-def test_host_environment_secrets_are_not_visible(make_plugin: PluginFactory, bwrap: bool,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_host_environment_secrets_are_not_visible(
+    make_plugin: PluginFactory, bwrap: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BROKER_SECRET_TOKEN", "tok-5up3r-s3cr3t")
-    folder = make_plugin(NORMAL_PARSE + """
+    folder = make_plugin(
+        NORMAL_PARSE
+        + """
 def attack(self, request):
     import os
     found = dict(os.environ)
@@ -170,7 +191,9 @@ def attack(self, request):
         except OSError as exc:
             found[path] = repr(exc)
     return found
-""", permissions=FAST)
+""",
+        permissions=FAST,
+    )
     worker = _worker(folder, bwrap)
     leaked = json.dumps(worker.call("parse", {"text": "attack"}))
     assert "tok-5up3r-s3cr3t" not in leaked
@@ -181,14 +204,18 @@ def attack(self, request):
 @pytest.mark.parametrize("bwrap", MODES)
 def test_monkeypatching_only_changes_the_worker(make_plugin: PluginFactory, bwrap: bool) -> None:
     host_dumps = json.dumps
-    folder = make_plugin(NORMAL_PARSE + """
+    folder = make_plugin(
+        NORMAL_PARSE
+        + """
 def attack(self, request):
     import builtins, json, os
     json.dumps = lambda *a, **k: "pwned"
     builtins.open = None
     os.environ["PATH"] = "/evil"
     return {"patched": True}
-""", permissions=FAST)
+""",
+        permissions=FAST,
+    )
     worker = _worker(folder, bwrap)
     assert worker.call("parse", {"text": "attack"}) == {"patched": True}
     assert json.dumps is host_dumps
@@ -205,13 +232,19 @@ def test_huge_reply_is_refused_by_size(make_plugin: PluginFactory, bwrap: bool) 
 
 
 @pytest.mark.parametrize("bwrap", MODES)
-@pytest.mark.parametrize(("garbage", "reason"), [
-    pytest.param(b"\x00\x00\x00\x05hello", "bad_reply", id="malformed-frame"),
-    pytest.param(b"\x7f\xff\xff\xff", "too_large", id="huge-header"),
-])
-def test_forged_frames_on_the_reply_pipe_are_caught(make_plugin: PluginFactory, bwrap: bool, garbage: bytes,
-                                                    reason: str) -> None:
-    worker, error = _attack(make_plugin, f"""
+@pytest.mark.parametrize(
+    ("garbage", "reason"),
+    [
+        pytest.param(b"\x00\x00\x00\x05hello", "bad_reply", id="malformed-frame"),
+        pytest.param(b"\x7f\xff\xff\xff", "too_large", id="huge-header"),
+    ],
+)
+def test_forged_frames_on_the_reply_pipe_are_caught(
+    make_plugin: PluginFactory, bwrap: bool, garbage: bytes, reason: str
+) -> None:
+    worker, error = _attack(
+        make_plugin,
+        f"""
 import os
 for fd in range(3, 64):
     try:
@@ -219,7 +252,9 @@ for fd in range(3, 64):
     except OSError:
         pass
 return None
-""", bwrap)
+""",
+        bwrap,
+    )
     assert error.reason == reason
     assert "killed" in str(error)
     _still_serving(worker)
@@ -231,10 +266,13 @@ def test_unencodable_reply_is_a_bad_reply(make_plugin: PluginFactory) -> None:
     _still_serving(worker)
 
 
-@pytest.mark.parametrize("body", [
-    pytest.param("import os\nos._exit(7)", id="exit"),
-    pytest.param("import ctypes\nctypes.string_at(0)", id="segfault"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("import os\nos._exit(7)", id="exit"),
+        pytest.param("import ctypes\nctypes.string_at(0)", id="segfault"),
+    ],
+)
 def test_crashes_are_reported_and_the_worker_restarts(make_plugin: PluginFactory, body: str) -> None:
     worker, error = _attack(make_plugin, body, False)
     assert error.reason == "crashed"

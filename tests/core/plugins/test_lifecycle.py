@@ -77,7 +77,11 @@ def test_anti_rollback_unless_pinned(registry: PluginRegistry, package) -> None:
 
 
 def test_id_ownership_reserved_ids_host_range_and_conflicts(
-    tmp_path: Path, keyring: Keyring, other_key: SigningKey, make_plugin: PluginFactory, package,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    keyring: Keyring,
+    other_key: SigningKey,
+    make_plugin: PluginFactory,
+    package,  # type: ignore[no-untyped-def]
 ) -> None:
     registry = PluginRegistry(tmp_path / "r", keyring, reserved_ids=frozenset({"acme.builtin"}), host_version="0.1.0")
     registry.install(package(), user_id=U, account_id=A)
@@ -97,8 +101,9 @@ def test_id_ownership_reserved_ids_host_range_and_conflicts(
     registry.close()
 
 
-def test_duplicate_id_from_another_publisher_is_refused(tmp_path: Path, keyring: Keyring,
-                                                        make_plugin: PluginFactory) -> None:
+def test_duplicate_id_from_another_publisher_is_refused(
+    tmp_path: Path, keyring: Keyring, make_plugin: PluginFactory
+) -> None:
     registry = PluginRegistry(tmp_path / "r", keyring)
     first = SigningKey.generate("initech")
     registry.keyring = Keyring([*keyring, first.public()])
@@ -211,8 +216,9 @@ def test_bad_replies_count_as_failures(runtime: PluginRuntime, registry: PluginR
     assert registry.get(U, A, PID).crash_count == 1
 
 
-def test_revoked_key_or_modified_files_block_activation(runtime: PluginRuntime, registry: PluginRegistry,
-                                                        key: SigningKey, package) -> None:  # type: ignore[no-untyped-def]
+def test_revoked_key_or_modified_files_block_activation(
+    runtime: PluginRuntime, registry: PluginRegistry, key: SigningKey, package
+) -> None:  # type: ignore[no-untyped-def]
     registry.install(package(), user_id=U, account_id=A)
     registry.install(package(), user_id=U, account_id="acct-2")
     code = registry.package_dir(PID, "1.0.0") / "plugin.py"
@@ -245,9 +251,12 @@ def test_state_survives_a_host_restart(tmp_path: Path, keyring: Keyring, policy:
     reopened.close()
 
 
-def test_data_permission_gives_a_private_writable_folder(runtime: PluginRuntime, registry: PluginRegistry,
-                                                         package) -> None:  # type: ignore[no-untyped-def]
-    writer = NORMAL_PARSE + """
+def test_data_permission_gives_a_private_writable_folder(
+    runtime: PluginRuntime, registry: PluginRegistry, package
+) -> None:  # type: ignore[no-untyped-def]
+    writer = (
+        NORMAL_PARSE
+        + """
 def attack(self, request):
     import os
     path = os.path.join(os.environ["HOME"], "state.json")
@@ -255,6 +264,7 @@ def attack(self, request):
         handle.write(request["text"])
     return {"symbol": "EURUSD", "note": open(path).read()}
 """
+    )
     registry.install(package(code=writer, permissions={**FAST, "files": "data"}), user_id=U, account_id=A)
     runtime.activate(U, A, PID)
     result = runtime.parse(U, A, PID, ParseRequest(text="attack"))

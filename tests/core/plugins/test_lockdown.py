@@ -78,8 +78,18 @@ def test_lockdown_confines_a_fresh_interpreter(tmp_path: Path, network: bool) ->
     data = tmp_path / "data"
     data.mkdir()
     stdlib = sysconfig.get_paths()
-    read_paths = [sys.base_prefix, stdlib["stdlib"], stdlib["platstdlib"], stdlib["purelib"], stdlib["platlib"],
-                  str(allowed), "/usr/lib", "/lib", "/lib64", "/dev/null"]
+    read_paths = [
+        sys.base_prefix,
+        stdlib["stdlib"],
+        stdlib["platstdlib"],
+        stdlib["purelib"],
+        stdlib["platlib"],
+        str(allowed),
+        "/usr/lib",
+        "/lib",
+        "/lib64",
+        "/dev/null",
+    ]
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
     write_paths = [str(data)]
     current = coverage.Coverage.current()
@@ -90,14 +100,23 @@ def test_lockdown_confines_a_fresh_interpreter(tmp_path: Path, network: bool) ->
         read_paths.append(str(ROOT))
     config = {
         "limits": {"memory_mb": 512, "cpu_seconds": 20, "fsize_bytes": 1 << 20, "nofile": 32},
-        "landlock": True, "seccomp": True, "network": network, "ports": [declared.getsockname()[1]],
+        "landlock": True,
+        "seccomp": True,
+        "network": network,
+        "ports": [declared.getsockname()[1]],
         "other_port": other.getsockname()[1],
-        "read_paths": read_paths, "write_paths": write_paths,
-        "secret": str(secret), "allowed_file": str(allowed / "mod.py"),
+        "read_paths": read_paths,
+        "write_paths": write_paths,
+        "secret": str(secret),
+        "allowed_file": str(allowed / "mod.py"),
     }
     completed = subprocess.run(  # noqa: S603 - fixed argv
         [sys.executable, "-c", CHILD, _worker.__file__, json.dumps(config)],
-        capture_output=True, env=env, cwd=str(ROOT), timeout=60, check=False,
+        capture_output=True,
+        env=env,
+        cwd=str(ROOT),
+        timeout=60,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr.decode()
     results = json.loads(completed.stdout)

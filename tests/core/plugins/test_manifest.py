@@ -43,23 +43,32 @@ def test_every_problem_is_reported_at_once_with_its_json_path() -> None:
         parse_manifest(body)
     issues = caught.value.issues
     paths = {issue.split(":")[0] for issue in issues}
-    assert {"$.version", "$.kind", "$.permissions.memory_mb", "$.permissions.network[0]",
-            "$.permissions.files", "$"} <= paths
+    assert {
+        "$.version",
+        "$.kind",
+        "$.permissions.memory_mb",
+        "$.permissions.network[0]",
+        "$.permissions.files",
+        "$",
+    } <= paths
     assert any("description" in issue for issue in issues)
     assert any("extra" in issue for issue in issues)
     assert caught.value.plugin_id == "acme.demo"
 
 
-@pytest.mark.parametrize(("overrides", "fragment"), [
-    ({"id": "globex.demo"}, "$.id: must start with the publisher namespace 'acme.'"),
-    ({"id": "signalos.demo", "publisher": "signalos"}, "$.publisher: 'signalos' is reserved"),
-    ({"id": "core.parser", "publisher": "core"}, "reserved"),
-    ({"host": ">=0.1.0, banana"}, "$.host: 'banana' must start with one of"),
-    ({"host": ">=0.1, <1.0.0"}, "$.host:"),
-    ({"host": ">=0.1.0,"}, "$.host: empty comparison"),
-    ({"entry_point": "plugin"}, "$.entry_point"),
-    ({"homepage": "http://insecure.example"}, "$.homepage"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"id": "globex.demo"}, "$.id: must start with the publisher namespace 'acme.'"),
+        ({"id": "signalos.demo", "publisher": "signalos"}, "$.publisher: 'signalos' is reserved"),
+        ({"id": "core.parser", "publisher": "core"}, "reserved"),
+        ({"host": ">=0.1.0, banana"}, "$.host: 'banana' must start with one of"),
+        ({"host": ">=0.1, <1.0.0"}, "$.host:"),
+        ({"host": ">=0.1.0,"}, "$.host: empty comparison"),
+        ({"entry_point": "plugin"}, "$.entry_point"),
+        ({"homepage": "http://insecure.example"}, "$.homepage"),
+    ],
+)
 def test_semantic_and_format_errors_name_the_field(overrides: dict[str, str], fragment: str) -> None:
     with pytest.raises(ManifestError) as caught:
         parse_manifest(manifest_dict(**overrides))
@@ -83,15 +92,18 @@ def test_network_ports_are_derived_from_declared_hosts() -> None:
     assert manifest.permissions.network_ports == (443, 8443)
 
 
-@pytest.mark.parametrize(("host_range", "version", "expected"), [
-    (">=0.1.0, <1.0.0", "0.1.0", True),
-    (">=0.1.0, <1.0.0", "1.0.0", False),
-    (">=0.1.0, <1.0.0", "0.9.9-rc.1", True),
-    (">0.1.0", "0.1.0", False),
-    ("==0.1.0", "0.1.0", True),
-    ("!=0.1.0", "0.1.0", False),
-    ("<=0.2.0,>=0.2.0", "0.2.0", True),
-])
+@pytest.mark.parametrize(
+    ("host_range", "version", "expected"),
+    [
+        (">=0.1.0, <1.0.0", "0.1.0", True),
+        (">=0.1.0, <1.0.0", "1.0.0", False),
+        (">=0.1.0, <1.0.0", "0.9.9-rc.1", True),
+        (">0.1.0", "0.1.0", False),
+        ("==0.1.0", "0.1.0", True),
+        ("!=0.1.0", "0.1.0", False),
+        ("<=0.2.0,>=0.2.0", "0.2.0", True),
+    ],
+)
 def test_host_range_matching(host_range: str, version: str, expected: bool) -> None:
     assert HostRange(host_range).contains(version) is expected
     assert repr(HostRange(host_range)) == f"HostRange({host_range!r})"
@@ -125,24 +137,40 @@ def test_version_order_is_semver_precedence(left: tuple[int, int, int, str], rig
 def test_contract_replies_refuse_floats_extra_fields_and_non_positive_prices() -> None:
     assert convert_reply({"symbol": "EURUSD", "entry": "1.1"}, ParseResult).entry == Decimal("1.1")
     assert convert_reply({"symbol": "EURUSD", "take_profits": [2, "3"]}, ParseResult).take_profits == [2, 3]
-    for bad in ({"symbol": "EURUSD", "entry": 1.1}, {"symbol": "EURUSD", "take_profits": [1.5]},
-                {"symbol": "EURUSD", "evil": 1}, {"symbol": "EURUSD", "stop_loss": "-1"},
-                {"symbol": "EURUSD", "entry": "NaN"}, {"symbol": "EUR USD"}):
+    for bad in (
+        {"symbol": "EURUSD", "entry": 1.1},
+        {"symbol": "EURUSD", "take_profits": [1.5]},
+        {"symbol": "EURUSD", "evil": 1},
+        {"symbol": "EURUSD", "stop_loss": "-1"},
+        {"symbol": "EURUSD", "entry": "NaN"},
+        {"symbol": "EUR USD"},
+    ):
         with pytest.raises(msgspec.ValidationError):
             convert_reply(bad, ParseResult)
     with pytest.raises(msgspec.ValidationError):
         convert_reply({"decision": "adjust", "size": "0"}, StrategyDecision)
     with pytest.raises(msgspec.ValidationError):
-        convert_reply({"status": "filled", "client_order_id": "c", "filled_size": "-1"},
-                      __import__("signalos_core.plugins", fromlist=["OrderResult"]).OrderResult)
+        convert_reply(
+            {"status": "filled", "client_order_id": "c", "filled_size": "-1"},
+            __import__("signalos_core.plugins", fromlist=["OrderResult"]).OrderResult,
+        )
 
 
 def test_connection_diagnosis_statuses() -> None:
-    diagnosis = convert_reply({"status": "timeout", "latency_ms": 5000, "hint": "check the firewall"},
-                              ConnectionDiagnosis)
+    diagnosis = convert_reply(
+        {"status": "timeout", "latency_ms": 5000, "hint": "check the firewall"}, ConnectionDiagnosis
+    )
     assert diagnosis.status is ConnectionStatus.TIMEOUT
     assert not diagnosis.ok
     assert ConnectionDiagnosis(status=ConnectionStatus.OK).ok
     assert {status.value for status in ConnectionStatus} == {
-        "ok", "dns_failure", "refused", "timeout", "tls_error", "bad_credentials", "wrong_server",
-        "protocol_error", "error"}
+        "ok",
+        "dns_failure",
+        "refused",
+        "timeout",
+        "tls_error",
+        "bad_credentials",
+        "wrong_server",
+        "protocol_error",
+        "error",
+    }

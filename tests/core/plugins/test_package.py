@@ -116,8 +116,9 @@ def test_missing_signed_file_and_id_mismatch(folder: Path, key: SigningKey, keyr
     assert _reason(mixed, keyring) == "id_mismatch"
 
 
-def test_key_must_be_trusted_bound_to_the_publisher_and_not_revoked(folder: Path, key: SigningKey,
-                                                                      other_key: SigningKey) -> None:
+def test_key_must_be_trusted_bound_to_the_publisher_and_not_revoked(
+    folder: Path, key: SigningKey, other_key: SigningKey
+) -> None:
     data = build_package(folder, key)
     assert _reason(data, Keyring()) == "unknown_key"
     impostor = Keyring([PublisherKey(publisher="globex", public_key=key.public_bytes)])
@@ -130,25 +131,29 @@ def test_key_must_be_trusted_bound_to_the_publisher_and_not_revoked(folder: Path
     assert caught.value.reason == "publisher_mismatch"
 
 
-@pytest.mark.parametrize(("name", "mode", "reason"), [
-    ("/etc/passwd", None, "unsafe_path"),
-    ("../escape.py", None, "unsafe_path"),
-    ("a/../../escape.py", None, "unsafe_path"),
-    ("a\\b.py", None, "unsafe_path"),
-    ("C:/win.py", None, "unsafe_path"),
-    ("./plugin2.py", None, "unsafe_path"),
-    ("", None, "unsafe_path"),
-    ("link.py", stat.S_IFLNK | 0o777, "unsafe_path"),
-    ("dev", stat.S_IFCHR | 0o666, "unsafe_path"),
-    ("fifo", stat.S_IFIFO | 0o666, "unsafe_path"),
-    ("setup.py", None, "forbidden_file"),
-    ("evil.pth", None, "forbidden_file"),
-    ("sitecustomize.py", None, "forbidden_file"),
-    ("native.so", None, "forbidden_file"),
-    ("__pycache__/plugin.cpython-311.pyc", None, "forbidden_file"),
-])
-def test_unsafe_entries_are_refused_before_anything_is_written(folder: Path, keyring: Keyring, name: str,
-                                                               mode: int | None, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "mode", "reason"),
+    [
+        ("/etc/passwd", None, "unsafe_path"),
+        ("../escape.py", None, "unsafe_path"),
+        ("a/../../escape.py", None, "unsafe_path"),
+        ("a\\b.py", None, "unsafe_path"),
+        ("C:/win.py", None, "unsafe_path"),
+        ("./plugin2.py", None, "unsafe_path"),
+        ("", None, "unsafe_path"),
+        ("link.py", stat.S_IFLNK | 0o777, "unsafe_path"),
+        ("dev", stat.S_IFCHR | 0o666, "unsafe_path"),
+        ("fifo", stat.S_IFIFO | 0o666, "unsafe_path"),
+        ("setup.py", None, "forbidden_file"),
+        ("evil.pth", None, "forbidden_file"),
+        ("sitecustomize.py", None, "forbidden_file"),
+        ("native.so", None, "forbidden_file"),
+        ("__pycache__/plugin.cpython-311.pyc", None, "forbidden_file"),
+    ],
+)
+def test_unsafe_entries_are_refused_before_anything_is_written(
+    folder: Path, keyring: Keyring, name: str, mode: int | None, reason: str
+) -> None:
     files = {"plugin.json": (folder / "plugin.json").read_bytes(), name: b"payload"}
     data = _zip(files, modes={name: mode} if mode else None)
     assert _reason(data, keyring) == reason
@@ -198,8 +203,7 @@ def test_packing_refuses_symlinks_and_skips_caches(folder: Path, key: SigningKey
     assert caught.value.reason == "unsafe_path"
 
 
-def test_verify_tree_rechecks_files_on_disk(folder: Path, key: SigningKey, keyring: Keyring,
-                                            tmp_path: Path) -> None:
+def test_verify_tree_rechecks_files_on_disk(folder: Path, key: SigningKey, keyring: Keyring, tmp_path: Path) -> None:
     package = verify_package(build_package(folder, key), keyring)
     root = package.extract(tmp_path / "installed")
     assert verify_tree(root, keyring).id == "acme.demo"
@@ -258,8 +262,14 @@ def test_keys_and_keyring_persist(tmp_path: Path, key: SigningKey, other_key: Si
     assert {k.publisher for k in again} == {"acme", "globex"}
 
 
-@pytest.mark.parametrize("content", ["{", '{"keys": [{"publisher": "a", "public_key": "!!"}]}',
-                                     '{"keys": [{"publisher": "a", "public_key": "AAAA", "key_id": "x"}]}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{",
+        '{"keys": [{"publisher": "a", "public_key": "!!"}]}',
+        '{"keys": [{"publisher": "a", "public_key": "AAAA", "key_id": "x"}]}',
+    ],
+)
 def test_broken_key_files_are_errors(tmp_path: Path, content: str) -> None:
     path = tmp_path / "broken.json"
     path.write_text(content)
@@ -291,8 +301,9 @@ def test_arbitrary_bytes_only_ever_fail_verification_cleanly(blob: bytes) -> Non
 @given(st.integers(0, 10_000), st.integers(0, 255))
 def test_any_flipped_byte_in_a_signed_package_is_caught(position: int, value: int) -> None:
     signer = SigningKey.generate("acme")
-    data = sign_package(_zip({"plugin.json": json.dumps(manifest_dict()).encode(), "plugin.py": b"X = 1\n" * 50}),
-                        signer)
+    data = sign_package(
+        _zip({"plugin.json": json.dumps(manifest_dict()).encode(), "plugin.py": b"X = 1\n" * 50}), signer
+    )
     index = position % len(data)
     if data[index] == value:
         return

@@ -122,8 +122,11 @@ class _Echo:
 def _serve_in_thread(methods: dict[str, Any]) -> tuple[int, int, threading.Thread]:
     to_worker_r, to_worker_w = os.pipe()
     from_worker_r, from_worker_w = os.pipe()
-    thread = threading.Thread(target=serve, args=(to_worker_r, from_worker_w, methods),
-                              kwargs={"max_request": 1 << 16, "max_reply": 1024, "protocol": _protocol})
+    thread = threading.Thread(
+        target=serve,
+        args=(to_worker_r, from_worker_w, methods),
+        kwargs={"max_request": 1 << 16, "max_reply": 1024, "protocol": _protocol},
+    )
     thread.start()
     return to_worker_w, from_worker_r, thread
 

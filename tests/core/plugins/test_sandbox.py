@@ -15,12 +15,15 @@ MODES = [
     pytest.param(False, id="plain"),
     pytest.param(True, id="bwrap", marks=pytest.mark.skipif(shutil.which("bwrap") is None, reason="no bwrap")),
 ]
-CONNECT = NORMAL_PARSE + """
+CONNECT = (
+    NORMAL_PARSE
+    + """
 def attack(self, request):
     import socket
     with socket.create_connection(("127.0.0.1", int(request["port"])), timeout=2) as conn:
         return conn.recv(16).decode()
 """
+)
 
 
 def _worker(folder: Path, **policy: object) -> PluginWorker:
@@ -63,13 +66,17 @@ def test_declared_port_is_reachable_and_others_are_not(make_plugin: PluginFactor
 
 
 def test_data_folder_must_be_given_and_bind_mounted(make_plugin: PluginFactory, tmp_path: Path) -> None:
-    folder = make_plugin(NORMAL_PARSE + """
+    folder = make_plugin(
+        NORMAL_PARSE
+        + """
 def attack(self, request):
     import os
     with open(os.path.join(os.environ["HOME"], "n.txt"), "w") as handle:
         handle.write("1")
     return os.listdir(os.environ["HOME"])
-""", permissions={"files": "data"})
+""",
+        permissions={"files": "data"},
+    )
     manifest = parse_manifest((folder / "plugin.json").read_bytes())
     with pytest.raises(SandboxError, match="pass data_dir"):
         PluginWorker(folder, manifest)
@@ -83,7 +90,9 @@ def attack(self, request):
 
 
 def test_worker_is_recycled_before_its_cpu_budget_runs_out(make_plugin: PluginFactory) -> None:
-    busy = NORMAL_PARSE + """
+    busy = (
+        NORMAL_PARSE
+        + """
 def attack(self, request):
     import time
     end = time.process_time() + 0.3
@@ -91,6 +100,7 @@ def attack(self, request):
         pass
     return {"symbol": "EURUSD"}
 """
+    )
     folder = make_plugin(busy, permissions={"cpu_seconds": 1, "timeout_ms": 5000})
     with _worker(folder, use_bwrap=False, cpu_recycle_ratio=0.2) as worker:
         assert worker.call("parse", {"text": "attack"}) == {"symbol": "EURUSD"}
@@ -132,7 +142,9 @@ def test_start_up_timeout_is_a_start_failure(make_plugin: PluginFactory) -> None
 
 def test_threads_still_work_inside_the_sandbox(make_plugin: PluginFactory) -> None:
     # seccomp allows clone() with CLONE_THREAD (and answers clone3 with ENOSYS so glibc falls back to clone).
-    folder = make_plugin(NORMAL_PARSE + """
+    folder = make_plugin(
+        NORMAL_PARSE
+        + """
 def attack(self, request):
     import threading
     results = []
@@ -142,6 +154,7 @@ def attack(self, request):
     for thread in threads:
         thread.join()
     return sorted(results)
-""")
+"""
+    )
     with _worker(folder, use_bwrap=False) as worker:
         assert worker.call("parse", {"text": "attack"}) == [0, 1, 2, 3]
