@@ -29,6 +29,8 @@ from service.compliance import controllers as compliance
 from service.compliance.scheduler import compliance_lifespan
 from service.db.engine import create_engine
 from service.logging import RequestContextMiddleware, configure_logging
+from service.marketplace.controllers import MarketplaceController, ModerationController
+from service.marketplace.runtime import marketplace_lifespan
 from service.onboarding.controllers import OnboardingAdminController, OnboardingController
 from service.problems import exception_handlers
 from service.security.passwords import PasswordService
@@ -48,13 +50,15 @@ ROUTE_HANDLERS: list[Any] = [
     AuthController,
     MeController,
     AdminController,
+    MfaLoginController,
+    TwoFactorController,
+    ContactController,
+    MarketplaceController,
+    ModerationController,
     compliance.TradingAccountController,
     compliance.FirmComplianceController,
     compliance.PersonalProfileController,
     compliance.BuiltinProfileController,
-    MfaLoginController,
-    TwoFactorController,
-    ContactController,
     OnboardingController,
     OnboardingAdminController,
     SyncController,
@@ -108,7 +112,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[jwt_auth.on_app_init],
         middleware=middleware,
         exception_handlers=exception_handlers,
-        lifespan=[_lifespan, compliance_lifespan],
+        lifespan=[_lifespan, compliance_lifespan, marketplace_lifespan],
         stores={"rate_limit": MemoryStore()},
         cors_config=CORSConfig(allow_origins=[]),
         openapi_config=OpenAPIConfig(
