@@ -238,7 +238,7 @@ async def compliance_lifespan(app: Litestar) -> AsyncIterator[None]:
         async with app.state.sessionmaker() as db:
             await app.state.compliance_audit.ensure_schema_marker(db)
             await db.commit()
-    except SQLAlchemyError as exc:  # not migrated yet: /ready reports it; the marker is written next start
+    except (SQLAlchemyError, OSError) as exc:  # not migrated or unreachable: /ready reports it; retried next start
         _log.warning("audit_marker_skipped", exc_type=type(exc).__name__)
     scheduler = ClockScheduler(
         app.state.sessionmaker,
