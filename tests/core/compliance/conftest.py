@@ -1,14 +1,38 @@
-"""Fixtures for compliance tests: an inline-profile factory and common timestamps."""
+"""Fixtures for compliance tests: an inline-profile factory, common timestamps and the scenario-format mapping."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from signalos_core.compliance import AccountState, Engine, Profile, load_profile
+from signalos_core.compliance import (
+    AccountState,
+    ClockEvent,
+    ClosedTrade,
+    DailyPnl,
+    DaySnapshot,
+    DayTrade,
+    Decision,
+    Enforcement,
+    Engine,
+    EodBalance,
+    EquityUpdate,
+    Fill,
+    HighWaterMarks,
+    Lock,
+    NewsEvent,
+    Order,
+    Position,
+    Profile,
+    available_backends,
+    load_profile,
+)
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 5, 12, 10, 0, tzinfo=UTC)
@@ -39,3 +63,302 @@ def state(**kw: object) -> AccountState:
     base: dict[str, object] = {"balance": Decimal(100000), "initial_balance": Decimal(100000)}
     base.update(kw)
     return AccountState(**base)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Scenario mapping: the shared scenario format (shared/reference/compliance-scenarios-dev.yaml) onto the engine's
+# models. Used by test_scenarios.py (the dev set) and test_rule_texts.py (rule-text probes in the same format).
+
+ROOT = Path(__file__).resolve().parents[3]
+SHARED = ROOT.parent / "shared" / "reference" / "compliance-scenarios-dev.yaml"
+COPY = Path(__file__).parent / "data" / "compliance-scenarios-dev.yaml"
+SOURCE = SHARED if SHARED.exists() else COPY
+#: Profile definitions of the scenario format (initial balances are read from them).
+DEV_PROFILES: dict[str, Any] = yaml.safe_load(SOURCE.read_text("utf-8"))["profiles"] if SOURCE.exists() else {}
+
+PROFILES = {
+    "ftmo_challenge_100k": "ftmo-2step-challenge",
+    "ftmo_verification_100k": "ftmo-2step-verification",
+    "ftmo_account_100k_standard": "ftmo-account-standard",
+    "ftmo_account_100k_swing": "ftmo-account-swing",
+    "ftmo_1step_challenge_100k": "ftmo-1step-challenge",
+    "the5ers_high_stakes_100k": "the5ers-high-stakes",
+    "the5ers_bootcamp_100k": "the5ers-bootcamp",
+    "topstep_50k_combine": "topstep-combine-50k",
+    "topstep_50k_combine_topstepx": "topstep-combine-50k-topstepx",
+    "topstep_50k_xfa": "topstep-xfa-50k",
+    "e8_one_100k": "e8-one",
+    "fundednext_stellar_2step_100k": "fundednext-stellar-2step",
+    "esma_retail": "esma-retail",
+    "asic_retail": "asic-retail",
+    "nfa_us_retail": "nfa-us-retail-forex",
+    "finra_pdt": "finra-pdt-legacy",
+    "finra_4210_intraday_2026": "finra-intraday-2026",
+}
+
+#: Both backends; durable is skipped where durable-rules cannot be imported.
+SCENARIO_BACKENDS = [
+    "python",
+    pytest.param(
+        "durable",
+        marks=pytest.mark.skipif(
+            available_backends()["durable"] is not None, reason="durable-rules cannot be imported on this Python"
+        ),
+    ),
+]
+
+
+def D(value: Any) -> Decimal | None:  # noqa: N802 - reads like the Decimal constructor it wraps
+    return None if value is None else Decimal(str(value))
+
+
+def T(value: Any) -> dt.datetime:  # noqa: N802 - short converter used in tables
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _day(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def _size(item: dict[str, Any]) -> Decimal:
+    for key in ("lots", "contracts", "shares", "size"):
+        if key in item:
+            return Decimal(str(item[key]))
+    raise KeyError("size")
+
+
+def _initial(profile_key: str) -> Decimal | None:
+    spec = DEV_PROFILES[profile_key]
+    while True:
+        for key in ("initial_balance", "starting_balance"):
+            if key in spec:
+                return D(spec[key])
+        if "inherits" not in spec:
+            return None
+        spec = DEV_PROFILES[spec["inherits"]]
+
+
+def _first(raw: dict[str, Any], *keys: str) -> Any:
+    return next((raw[k] for k in keys if raw.get(k) is not None), None)
+
+
+def _position(p: dict[str, Any]) -> Position:
+    return Position(
+        id=str(p.get("id", p.get("ticket", p["symbol"]))),
+        symbol=p["symbol"],
+        side=p.get("side", "buy"),
+        size=_size(p),
+        entry=D(p.get("entry")),
+        stop_loss=D(p.get("stop_loss")),
+        take_profit=D(p.get("take_profit")),
+        mark=D(p.get("mark")),
+        floating_pnl=D(p.get("floating_pnl")),
+        margin=D(_first(p, "margin", "initial_margin")),
+        opened_at=T(p["opened_at"]) if p.get("opened_at") else None,
+    )
+
+
+def _trade(t: dict[str, Any]) -> ClosedTrade:
+    return ClosedTrade(
+        id=str(t.get("id", t["symbol"])),
+        symbol=t["symbol"],
+        side=t.get("side", "buy"),
+        size=_size(t),
+        net_pnl=Decimal(str(_first(t, "net_pnl", "pnl"))),
+        closed_at=T(t["closed_at"]),
+        opened_at=T(t["opened_at"]) if t.get("opened_at") else None,
+        entry=D(t.get("entry")),
+        exit=D(t.get("exit")),
+    )
+
+
+def _day_start(raw: dict[str, Any], initial: Decimal | None, clock_at: dt.datetime | None) -> DaySnapshot | None:
+    day = raw.get("start_of_day") or raw.get("session_start") or raw.get("day_start")
+    if day:
+        return DaySnapshot(at=T(day["at"]), balance=Decimal(str(day["balance"])), equity=D(day.get("equity")))
+    if raw.get("eod_profit") is not None and initial is not None and clock_at is not None:
+        return DaySnapshot(at=clock_at, balance=initial + Decimal(str(raw["eod_profit"])))
+    return None
+
+
+def build_state(raw: dict[str, Any], profile_key: str, engine: Engine | None = None) -> AccountState:
+    """Map a scenario's state block onto :class:`AccountState`."""
+    initial = D(raw["initial_balance"]) if raw.get("initial_balance") is not None else _initial(profile_key)
+    balance = _first(raw, "balance", "equity", "equity_prior_close") or 0
+    as_of = T(raw["as_of"])
+    start = engine.clock.current_start(as_of) if engine is not None else None
+    locks = [
+        Lock(
+            rule_id=p["rule"],
+            kind="breach" if p.get("outcome") == "breach" else "lock",
+            since=T(p["at"]),
+            until=T(p["lock_until"]) if p.get("lock_until") else None,
+        )
+        for p in raw.get("prior_decisions", [])
+        if p.get("outcome") in ("lock", "breach")
+    ]
+    return AccountState(
+        balance=Decimal(str(balance)),
+        equity=D(raw.get("equity")),
+        as_of=as_of,
+        initial_balance=initial,
+        positions=[_position(p) for p in raw.get("open_positions", [])],
+        closed_trades=[
+            _trade(t) for key in ("closed_since_reopen", "closed_trades", "closed_today") for t in raw.get(key, [])
+        ],
+        day_start=_day_start(raw, initial, start),
+        eod_balances=[
+            EodBalance(day=_day(e["day"]), balance=Decimal(str(e["balance"])))
+            for e in raw.get("eod_balance_history", [])
+        ],
+        daily_pnl=[
+            DailyPnl(day=_day(e["day"]), pnl=Decimal(str(e["pnl"])))
+            for e in raw.get("daily_profit", raw.get("daily_pnl", []))
+        ],
+        high_water=HighWaterMarks(
+            closed_balance=D(
+                _first(
+                    raw,
+                    "high_water_mark_closed_balance",
+                    "hwm_closed_balance",
+                    "high_water_mark",
+                    "closed_balance_high",
+                )
+            ),
+            equity=D(_first(raw, "equity_high_water_mark", "peak_equity", "equity_high")),
+        ),
+        trading_days=[_day(d) for d in raw.get("trading_days", [])],
+        day_trades=[DayTrade(date=_day(d["date"]), symbol=d["symbol"]) for d in raw.get("day_trades", [])],
+        total_trades_in_window=raw.get("total_trades_in_window"),
+        market_holidays=[_day(d) for d in raw.get("market_holidays", [])],
+        news_calendar=[
+            NewsEvent(
+                event=n["event"],
+                release_at=T(n["release_at"]),
+                restricted=n.get("restricted", True),
+                targeted_instruments=n.get("targeted_instruments", []),
+            )
+            for n in raw.get("news_calendar", [])
+        ],
+        account_type=raw.get("account_type", "margin"),
+        equity_prior_close=D(raw.get("equity_prior_close")),
+        total_initial_margin=D(raw.get("total_initial_margin")),
+        maintenance_margin=D(
+            _first(raw, "maintenance_margin", "maintenance_requirement", "intraday_margin_requirement")
+        ),
+        locks=locks,
+    )
+
+
+def run(engine: Engine, state: AccountState, action: dict[str, Any]) -> Decision | Enforcement:
+    """Feed the scenario's action: an order through ``check``, anything else through ``observe``."""
+    at = T(action["at"])
+    kind = action["type"]
+    if kind in ("new_order", "close_position", "close_order", "close", "modify_order"):
+        closing = kind != "new_order" or str(action.get("intent", "")).startswith(("close", "reduce"))
+        ticket = _first(action, "position_id", "ticket", "close_ticket", "closes")
+        target = next((p for p in state.positions if p.id == ticket), None)
+        opposite = {"buy": "sell", "sell": "buy"}
+        order = Order(
+            symbol=action.get("symbol") or (target.symbol if target else ""),
+            side=action.get("side") or (opposite[target.side] if target else "sell"),
+            size=_size(action)
+            if any(k in action for k in ("lots", "contracts", "shares", "size")) or target is None
+            else target.size,
+            at=at,
+            order_type=action.get("order_type", "market")
+            if action.get("order_type") in ("market", "limit", "stop")
+            else "market",
+            price=D(_first(action, "expected_entry", "price", "entry")),
+            stop_loss=D(action.get("stop_loss")),
+            take_profit=D(action.get("take_profit")),
+            requested_leverage=D(action.get("requested_leverage")),
+            margin_requirement=D(_first(action, "margin_requirement", "additional_margin")),
+            quote_to_account=D(action.get("quote_to_account")),
+            position_id=ticket,
+            same_size_request=bool(
+                _first(action, "same_size_request", "customer_request_same_size", "customer_request")
+            ),
+            intent="close" if closing else "open",
+        )
+        return engine.check(state, order)
+    if kind == "equity_update":
+        return engine.observe(
+            state, EquityUpdate(at=at, equity=Decimal(str(action["equity"])), balance=D(action.get("balance")))
+        )
+    if kind in ("fill", "sl_fill", "tp_fill", "stop_loss_fill", "take_profit_fill", "pending_activation"):
+        trigger = {
+            "sl_fill": "stop_loss",
+            "stop_loss_fill": "stop_loss",
+            "tp_fill": "take_profit",
+            "take_profit_fill": "take_profit",
+            "pending_activation": "pending",
+        }.get(kind, action.get("trigger", "market"))
+        return engine.observe(
+            state,
+            Fill(
+                at=at,
+                symbol=action["symbol"],
+                side=action["side"],
+                size=_size(action),
+                price=Decimal(str(_first(action, "price", "fill_price", "exit", "entry"))),
+                action="close" if action.get("net_pnl") is not None or action.get("position_id") else "open",
+                position_id=action.get("position_id"),
+                net_pnl=D(action.get("net_pnl")),
+                trigger=trigger,
+            ),
+        )
+    assert kind == "clock", action
+    return engine.observe(
+        state, ClockEvent(at=at, event=action["event"], instruments_closing=action.get("instruments_closing", []))
+    )
+
+
+def violated(result: Decision | Enforcement) -> set[str]:
+    """Rule ids reported as violated (blocking or not)."""
+    return {f.rule_id for f in result.fired} | {w.rule_id for w in result.warnings if w.reason == "violated"}
+
+
+def outcome(result: Decision | Enforcement) -> str:
+    if isinstance(result, Decision):
+        return result.outcome
+    return "allow" if result.outcome == "warn" else result.outcome
+
+
+def computed_value(result: Decision | Enforcement, key: str) -> Any:
+    """Extract a ``computed`` value from the explanation; None when this mapping has no extractor."""
+    rows = [*result.fired, *result.warnings, *result.evaluated]
+    by_kind = {}
+    for row in rows:
+        by_kind.setdefault(row.kind, row)
+    extras: dict[str, str] = {}
+    for row in rows:
+        extras.update(row.extra)
+    if isinstance(result, Enforcement):
+        for status in result.objectives:
+            extras.update(status.extra)
+    table = {
+        "daily_floor": lambda: by_kind["daily_loss"].threshold,
+        "dll_floor": lambda: by_kind["daily_loss"].threshold,
+        "daily_base": lambda: by_kind["daily_loss"].base,
+        "mll": lambda: by_kind["trailing_max_loss"].threshold,
+        "day_boundary_utc": lambda: by_kind["daily_loss"].base_at,
+        "leverage_cap": lambda: Decimal(extras["leverage_cap"]),
+        "initial_margin_pct": lambda: Decimal(extras["initial_margin_pct"]),
+        "margin_level_pct": lambda: Decimal(extras["margin_level_pct"]),
+        "best_day_share": lambda: Decimal(extras["best_day_share"]),
+        "local_time": lambda: T(extras["local_time"]),
+        "day_trades_in_window_incl_proposed": lambda: by_kind["pattern_day_trader"].measured,
+        "business_days": lambda: extras["business_days"].split(","),
+        "window": lambda: extras["window"].split(".."),
+        "flat_by": lambda: T(extras["flat_by"]),
+    }
+    return table[key]() if key in table else None
+
+
+def expected_value(key: str, value: Any) -> Any:
+    if key in ("day_boundary_utc", "local_time", "flat_by"):
+        return T(value)
+    if key in ("business_days", "window"):
+        return [str(v) for v in value]
+    return Decimal(str(value))
