@@ -1,4 +1,4 @@
-"""Regressions the fuzz gate found in service/problems.py: validation problems always name the field.
+"""Regressions the fuzz gate found in the foundation: validation problems always name the field; no 500s.
 
 Litestar reports a missing required parameter only in the exception's detail (no ``extra``), which used to give
 ``"errors": []``. A tiny app with the service's exception handlers pins the fix without depending on any area.
@@ -14,6 +14,7 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.testing import TestClient
 
 from service.problems import exception_handlers
+from tests.service.conftest import register_and_login
 
 
 @get("/needs-query")
@@ -62,3 +63,11 @@ def test_validation_without_details_still_names_something() -> None:
         assert response.status_code == 400
         errors = response.json()["errors"]
         assert errors == [{"field": "request", "message": "multipart boundary missing in Content-Type", "source": None}]
+
+
+def test_huge_event_offset_is_a_validation_problem_not_a_500(client: TestClient[Litestar]) -> None:
+    tokens = register_and_login(client)
+    response = client.get("/api/me/events", params={"offset": str(2**108)}, headers=tokens["headers"])
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["field"] == "offset"
+    assert client.get("/api/me/events", params={"offset": str(2**31 - 1)}, headers=tokens["headers"]).json() == []
