@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 
 import msgspec
 
+from signalos_core._errors import EvaluationError
 from signalos_core.compliance._calendar import DayClock
 from signalos_core.compliance._instruments import Instrument, InstrumentCatalog
 from signalos_core.compliance._models import AccountState, Event, Order
@@ -296,6 +297,24 @@ class Ctx:
     def instrument(self, symbol: str, field_name: str) -> Instrument:
         """Resolve a symbol (unknown → ``EvaluationError`` naming ``field_name``)."""
         return self.catalog.get(symbol, field=field_name)
+
+    def instrument_key(self, symbol: str) -> str:
+        """A comparison key naming the instrument behind ``symbol``, so that broker aliases match (``US30`` and
+        ``US30.cash``, ``GOLD`` and ``XAUUSD``, ``EUR/USD`` and ``EURUSD``).
+
+        A futures symbol keeps its contract month (``ESM6`` and ``ESU6`` are different contracts); a symbol
+        the catalog does not know is compared as written (upper-cased), never an error: lists such as a news
+        calendar's targeted instruments may name instruments this account never trades.
+        """
+        try:
+            inst = self.catalog.get(symbol)
+        except EvaluationError:
+            return symbol.upper()
+        return symbol.upper() if inst.futures else inst.symbol
+
+    def same_instrument(self, a: str, b: str) -> bool:
+        """Whether two symbols name the same instrument (see :meth:`instrument_key`)."""
+        return a == b or self.instrument_key(a) == self.instrument_key(b)
 
     @property
     def order_is_reducing(self) -> bool:

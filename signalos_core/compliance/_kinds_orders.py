@@ -144,7 +144,7 @@ def leverage_cap(ctx: Ctx, p: LeverageCapParams, phase: Phase) -> Measure | Miss
 def _open_size(ctx: Ctx, order: Order, symbols: list[str], micro_weight: Decimal) -> Decimal:
     total = _ZERO
     for i, pos in enumerate(ctx.state.positions):
-        if symbols and pos.symbol not in symbols:
+        if symbols and not any(ctx.same_instrument(pos.symbol, s) for s in symbols):
             continue
         total += pos.size * _weight(ctx, pos.symbol, f"state.positions[{i}].symbol", micro_weight)
     return total + order.size * _weight(ctx, order.symbol, "order.symbol", micro_weight)
@@ -158,7 +158,9 @@ def max_position_size(ctx: Ctx, p: MaxPositionSizeParams, phase: Phase) -> Measu
     count to those symbols. Closing orders are not limited.
     """
     order = ctx.order
-    if order is None or order.intent != "open" or (p.symbols and order.symbol not in p.symbols):
+    if order is None or order.intent != "open":
+        return None
+    if p.symbols and not any(ctx.same_instrument(order.symbol, s) for s in p.symbols):
         return None
     size = _open_size(ctx, order, p.symbols, p.micro_weight)
     return Measure(metrics=(Metric(size, p.max, f"open {p.unit}", "max", money=False),))
@@ -273,8 +275,8 @@ def max_risk_per_position(ctx: Ctx, p: MaxRiskParams, phase: Phase) -> Measure |
     )
 
 
-def _opposite(positions: list[Position], symbol: str, side: str) -> list[Position]:
-    return [pos for pos in positions if pos.symbol == symbol and pos.side != side]
+def _opposite(ctx: Ctx, symbol: str, side: str) -> list[Position]:
+    return [pos for pos in ctx.state.positions if pos.side != side and ctx.same_instrument(pos.symbol, symbol)]
 
 
 @register("no_hedging", NoHedgingParams, phases=("pre_trade", "monitor"), slots=(Slot("offsetting", "gt"),))
@@ -289,14 +291,14 @@ def no_hedging(ctx: Ctx, p: NoHedgingParams, phase: Phase) -> Measure | Missing 
         order = ctx.order
         if order is None or order.intent != "open":
             return None
-        count = len(_opposite(ctx.state.positions, order.symbol, order.side))
+        count = len(_opposite(ctx, order.symbol, order.side))
         if p.mode == "offset":
             note = "executed as a FIFO offset of the oldest opposite ticket" if count else ""
             return Measure(metrics=(Metric(_ZERO, _ZERO, "offsetting positions", "allowed", money=False),), note=note)
         return Measure(metrics=(Metric(Decimal(count), _ZERO, "offsetting positions", "allowed", money=False),))
     sides: dict[str, set[str]] = {}
     for pos in ctx.state.positions:
-        sides.setdefault(pos.symbol, set()).add(pos.side)
+        sides.setdefault(ctx.instrument_key(pos.symbol), set()).add(pos.side)
     hedged = sum(1 for s in sides.values() if len(s) > 1)
     return Measure(metrics=(Metric(Decimal(hedged), _ZERO, "hedged symbols", "allowed", money=False),))
 
@@ -317,7 +319,9 @@ def fifo_close(ctx: Ctx, p: FifoParams, phase: Phase) -> Measure | Missing | Non
     target = next((pos for pos in ctx.state.positions if pos.id == order.position_id), None)
     if target is None:
         return Missing("order.position_id")
-    same_way = [pos for pos in ctx.state.positions if pos.symbol == target.symbol and pos.side == target.side]
+    same_way = [
+        pos for pos in ctx.state.positions if pos.side == target.side and ctx.same_instrument(pos.symbol, target.symbol)
+    ]
     if any(pos.opened_at is None for pos in same_way):
         return Missing("state.positions.opened_at")
     same_way.sort(key=lambda pos: (pos.opened_at, pos.id))

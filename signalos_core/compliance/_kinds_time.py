@@ -109,7 +109,9 @@ def news_blackout(ctx: Ctx, p: NewsBlackoutParams, phase: Phase) -> Measure | Mi
     best: Decimal | None = None
     name = ""
     for news in ctx.state.news_calendar:
-        if not news.restricted or (p.targeted_only and symbol not in news.targeted_instruments):
+        if not news.restricted or (
+            p.targeted_only and not any(ctx.same_instrument(symbol, t) for t in news.targeted_instruments)
+        ):
             continue
         start = news.release_at - dt.timedelta(minutes=p.minutes_before)
         end = news.release_at + dt.timedelta(minutes=p.minutes_after)
@@ -157,7 +159,9 @@ def weekend_close(ctx: Ctx, p: WeekendCloseParams, phase: Phase) -> Measure | Mi
         closing = set(event.instruments_closing)
     elif not _in_weekend(ctx.at, p):
         return None
-    count = sum(1 for pos in ctx.state.positions if not closing or pos.symbol in closing)
+    count = sum(
+        1 for pos in ctx.state.positions if not closing or any(ctx.same_instrument(pos.symbol, c) for c in closing)
+    )
     return Measure(metrics=(Metric(Decimal(count), _ZERO, "open positions at the close", "allowed", money=False),))
 
 
@@ -221,7 +225,7 @@ def _day_trade_counts(ctx: Ctx, p: PatternDayTraderParams) -> tuple[Decimal, Dec
     opened_today = [
         pos
         for pos in ctx.state.positions
-        if pos.symbol == order.symbol
+        if ctx.same_instrument(pos.symbol, order.symbol)
         and pos.side != order.side
         and pos.opened_at is not None
         and pos.opened_at.astimezone(tz).date() == today
