@@ -79,6 +79,9 @@ class AccountLocks:
 
     def __init__(self) -> None:
         self._locks: weakref.WeakValueDictionary[UUID, asyncio.Lock] = weakref.WeakValueDictionary()
+        # SQLite has one writer at a time: queueing this process's compliance writers here is cheaper than
+        # letting them poll SQLite's busy handler (which sleeps in growing steps and makes long tails).
+        self.sqlite_writer = asyncio.Lock()
 
     def get(self, account_id: UUID) -> asyncio.Lock:
         """The lock of ``account_id`` (created on first use, dropped when nobody holds a reference)."""
@@ -130,6 +133,9 @@ class EnforcementService:
     async def serialised(self, account_id: UUID, work: Callable[[TradingAccount], Awaitable[T]]) -> T:
         """Run ``work`` on a freshly read (and on PostgreSQL row-locked) account, commit, retry on conflict."""
         async with self.locks.get(account_id):
+            if self.db.get_bind().dialect.name == "sqlite":
+                async with self.locks.sqlite_writer:
+                    return await self._serialised(account_id, work)
             return await self._serialised(account_id, work)
 
     async def _serialised(self, account_id: UUID, work: Callable[[TradingAccount], Awaitable[T]]) -> T:
