@@ -50,6 +50,7 @@ class FollowUps:
         "hedge",
         "image",
         "option",
+        "present",
         "update",
         "verb_cue",
     )
@@ -66,6 +67,7 @@ class FollowUps:
         self.conditional = False
         self.image = False  # "levels in the chart": the numbers are in a picture we cannot see
         self.option = False  # options wording (strike, premium): out of scope for the copier
+        self.present: frozenset[str] = frozenset()  # every concept of the message's tokens
 
 
 def _sentences(toks: list[Tok]) -> list[list[int]]:
@@ -86,6 +88,7 @@ class _Scanner:
         self.has_reply = has_reply
         self.out = FollowUps()
         self.cues = 0
+        self.present: set[str] = set()
 
     def add(self, action: Action, *indices: int) -> None:
         if any(action == known for known, _, _ in self.out.actions):
@@ -106,6 +109,8 @@ class _Scanner:
             elif (tok.kind == SEP and tok.text == ">") or (tok.kind == EMO and tok.text[0] in "✅✔☑"):
                 arrow = True  # an arrow (SL → 2340) or a check mark (TP2 ✅) can carry a cue without a word
         out = self.out
+        out.present = frozenset(present)
+        self.present = present
         out.update, out.defer, out.advice = "update" in present, "defer" in present, "advice" in present
         if out.advice:
             out.advice_at = [t.start for t in self.toks if "advice" in t.concepts]
@@ -122,13 +127,18 @@ class _Scanner:
 
     def _bare_label(self) -> None:
         """A message that is only ``SL`` (or ``TP2``), perhaps with an emoji: that level was hit."""
-        words = [i for i, t in enumerate(self.toks) if t.kind == WORD]
-        prices = [
-            t for t in self.toks if t.kind == NUM and t.ncls == PRICE and not (t.value is not None and t.value <= 20)
-        ]
-        if len(words) != 1 or prices:
+        word = -1
+        for i, t in enumerate(self.toks):
+            if t.kind == WORD:
+                if word >= 0:
+                    return  # a second word: not a bare label (most messages stop here)
+                word = i
+            elif t.kind == NUM and t.ncls == PRICE and not (t.value is not None and t.value <= 20):
+                return
+        if word < 0:
             return
-        tok = self.toks[words[0]]
+        words = [word]
+        tok = self.toks[word]
         if "sl" in tok.concepts or ("stop_word" in tok.concepts and "emoji_label" not in tok.concepts):
             self.add(Action(action="sl_hit"), words[0])
         elif "tp" in tok.concepts or ("tp_glued" in tok.concepts and tok.index is not None):
@@ -141,8 +151,11 @@ class _Scanner:
     # ---------------------------------------------------------------- per sentence
     def _sentence(self, idx: list[int]) -> None:
         toks = self.toks
-        move_at = next((k for k, i in enumerate(idx) if "move" in toks[i].concepts), None)
-        hit_at = next((k for k, i in enumerate(idx) if toks[i].concepts & {"hit", "stopped"}), None)
+        present = self.present  # a concept absent from the message is absent from each sentence
+        move_at = (
+            next((k for k, i in enumerate(idx) if "move" in toks[i].concepts), None) if "move" in present else None
+        )
+        hit_at = next((k for k, i in enumerate(idx) if toks[i].concepts & _HIT), None) if present & _HIT else None
         if hit_at is not None and self._negated(idx, hit_at):
             hit_at = None  # "price almost tagged my stop", "no tocó el TP": not a hit
         hit_label = self._hit_label(idx, hit_at) if hit_at is not None else None
@@ -387,6 +400,8 @@ class _Scanner:
 
     def _reports(self) -> None:
         """Signed pip or money amounts (``+20 pips``) are profit reports when nothing else was said."""
+        if "+" not in self.text and "＋" not in self.text:
+            return  # every sign this looks for contains a plus; most messages have none
         for i, tok in enumerate(self.toks):
             if tok.kind != NUM or tok.start == 0:
                 continue
@@ -402,6 +417,7 @@ class _Scanner:
 
 
 _STRONG_BE_CONCEPT_GUARD = frozenset({"breakeven"})
+_HIT = frozenset({"hit", "stopped"})
 _MAX_CUES = 64
 # Concepts without which no sentence can hold a follow-up cue (lets plain signals skip the scan).
 _TRIGGERS = frozenset(

@@ -32,6 +32,10 @@ def normalise_key(word: str) -> str:
     return word.lower().translate(_KEY_DROP)
 
 
+# One multi-word phrase as the tokenizer merges it: words after the second, merged token text, concepts, symbol.
+PhraseEntry = tuple[tuple[str, ...], str, frozenset[str], str | None]
+
+
 class SymbolInfo:
     """What the sanity layer knows about one canonical symbol: price band and pip size (either may be unknown)."""
 
@@ -90,6 +94,17 @@ class Lexicon:
         for lst in by_first.values():
             lst.sort(key=lambda item: -len(item[0]))
         self.phrases = by_first
+        # The tokenizer's view of the same phrases: first word -> second word -> (remaining words, merged
+        # text, concepts, symbol), longest first. Keying on the second word too means a phrase start costs
+        # one lookup instead of a walk over every phrase sharing its first word ("stop", "take", "buy"...).
+        index: dict[str, dict[str, list[PhraseEntry]]] = {}
+        for first, lst in by_first.items():
+            seconds = index.setdefault(first, {})
+            for parts, tagged in lst:
+                syms = [c[4:] for c in tagged if c.startswith("sym:")]
+                plain = frozenset(c for c in tagged if not c.startswith("sym:"))
+                seconds.setdefault(parts[1], []).append((parts[2:], " ".join(parts), plain, syms[0] if syms else None))
+        self.phrase_index = index
         self.currencies = frozenset(c.lower() for c in symbol_data["currencies"])
         self.fx_bands = {k.upper(): _band(v) for k, v in symbol_data["fx_bands"].items()}
         self.jpy_band = _band(symbol_data["jpy_quote_band"])
@@ -103,9 +118,10 @@ class Lexicon:
         self.sats_quote = str(crypto["sats_quote"]).upper()
         self.hashtag_stopwords = frozenset(w.lower() for w in symbol_data["hashtag_stopwords"])
         # Caches of pure lookups (words repeat across messages): word -> (symbol, typo?), and the
-        # tokenizer's word/number -> token attributes.
+        # tokenizer's word -> token templates and digit run -> (value, decimals, flag, class).
         self._symbol_cache: dict[str, tuple[str | None, bool]] = {}
         self.token_cache: dict[str, Any] = {}
+        self.number_cache: dict[str, Any] = {}
 
     @staticmethod
     def _add(words: dict[str, set[str]], phrases: dict[tuple[str, ...], set[str]], entry: str, concept: str) -> None:

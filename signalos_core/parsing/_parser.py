@@ -123,7 +123,7 @@ class SignalParser:
         if follow.defer and actions and all(not _has_value(a[0]) for a in actions):
             actions = []
         if (
-            _any(toks, "summary")
+            "summary" in follow.present
             and all(a[0].action in ("profit_report", "close", "tp_hit") for a in actions)
             and not any(d.has_levels() for d in drafts)
         ):
@@ -327,10 +327,6 @@ def _same_line(text: str, offset: int, others: list[int]) -> bool:
     end = text.find("\n", offset)
     end = len(text) if end < 0 else end
     return any(start <= other < end for other in others)
-
-
-def _any(toks: list[Any], concept: str) -> bool:
-    return any(concept in t.concepts for t in toks)
 
 
 def _has_prices(toks: list[Any]) -> bool:

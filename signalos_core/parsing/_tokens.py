@@ -118,6 +118,7 @@ _EMOJI_LABELS = {
     "💎": "tp",
 }
 _KEYCAP = "\u20e3"
+_PHRASE_GLUE = ("-", "&")
 
 
 class Tok:
@@ -179,33 +180,48 @@ def parse_number(raw: str) -> tuple[Decimal | None, int, str | None]:
     return (value, len(frac), flag)
 
 
-def _word_pieces(lex: Lexicon, text: str) -> tuple[list[dict[str, object]], list[int]]:
-    """Token attributes for one word (offsets relative to the word) and whether a lexicon phrase may start
-    here; cached per lexicon because words repeat across messages."""
-    cached = lex.token_cache.get(text)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
+# A cached token template: kind, start and end relative to its word, text, and the attributes that differ
+# from Tok's class defaults (``None`` when none do). Tuples, not dicts: setting four attributes and
+# updating from a usually empty mapping is the cheapest way to stamp out a token.
+Piece = tuple[int, int, int, str, dict[str, object] | None]
+_CACHE_MAX = 100_000
+
+
+def _extras(tok: Tok) -> dict[str, object] | None:
+    extras = {}
+    for key, value in vars(tok).items():
+        if key in ("kind", "start", "end", "text"):
+            continue
+        default = getattr(Tok, key)
+        if type(value) is not type(default) or value != default:
+            extras[key] = value
+    return extras or None
+
+
+def _word_pieces(lex: Lexicon, text: str) -> tuple[tuple[Piece, ...], tuple[int, ...]]:
+    """Token templates for one word (offsets relative to the word) and which of them may start a lexicon
+    phrase; cached per lexicon because words repeat across messages."""
     out: list[Tok] = []
     _word_token(lex, 0, len(text), text, out)
-    entry = ([dict(vars(tok)) for tok in out], [k for k, tok in enumerate(out) if tok.text in lex.phrases])
-    if len(lex.token_cache) < 100_000:
+    entry = (
+        tuple((tok.kind, tok.start, tok.end, tok.text, _extras(tok)) for tok in out),
+        tuple(k for k, tok in enumerate(out) if tok.text in lex.phrases),
+    )
+    if len(lex.token_cache) < _CACHE_MAX:
         lex.token_cache[text] = entry
     return entry
 
 
-def _num_piece(lex: Lexicon, raw: str) -> dict[str, object]:
-    cached = lex.token_cache.get(raw)
-    if cached is not None:
-        return cached[0][0]  # type: ignore[no-any-return]
-    tok = Tok(NUM, 0, len(raw), raw)
-    tok.raw = raw
-    tok.value, tok.decimals, tok.nflag = parse_number(raw)
+def _num_piece(lex: Lexicon, raw: str) -> tuple[Decimal | None, int, str | None, int]:
+    """Value, decimal places, notation flag and class of a digit run (cached per lexicon)."""
+    value, decimals, nflag = parse_number(raw)
+    ncls = PRICE
     if _DATE.match(raw):
-        tok.ncls, tok.nflag = DATE, None
-    piece = dict(vars(tok))
-    if len(lex.token_cache) < 100_000:
-        lex.token_cache[raw] = ([piece], [])
-    return piece
+        ncls, nflag = DATE, None
+    entry = (value, decimals, nflag, ncls)
+    if len(lex.number_cache) < _CACHE_MAX:
+        lex.number_cache[raw] = entry
+    return entry
 
 
 def _word_token(lex: Lexicon, start: int, end: int, text: str, out: list[Tok]) -> None:
@@ -265,40 +281,62 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:  # noqa: PLR0915 - the hot l
     toks: list[Tok] = []
     append = toks.append
     new = object.__new__
+    word_cache = lex.token_cache
+    number_cache = lex.number_cache
     slash = False
     phrase_starts: list[int] = []
     nums: list[int] = []
+    # Tokens are stamped out attribute by attribute (object.__new__ + four stores): measurably cheaper
+    # than Tok(...) or updating the instance dict from a template, and this loop runs once per token.
     for m in _MASTER.finditer(low):
         group = m.lastindex
-        start, end = m.span()
         if group == _G_WORD:
-            pieces, starts = _word_pieces(lex, m[0])
+            start = m.start()
+            word = m[0]
+            entry = word_cache.get(word) or _word_pieces(lex, word)
+            pieces, starts = entry
             for k in starts:
                 phrase_starts.append(len(toks) + k)
-            for piece in pieces:
-                if piece["kind"] == NUM:
+            for kind, rel_start, rel_end, piece_text, extras in pieces:
+                if kind == NUM:
                     nums.append(len(toks))
                 tok = new(Tok)
-                attrs = tok.__dict__
-                attrs.update(piece)
-                attrs["start"] += start
-                attrs["end"] += start
+                tok.kind = kind
+                tok.start = start + rel_start
+                tok.end = start + rel_end
+                tok.text = piece_text
+                if extras is not None:
+                    tok.__dict__.update(extras)
                 append(tok)
         elif group == _G_NUM:
+            raw = m[0]
+            value, decimals, nflag, ncls = number_cache.get(raw) or _num_piece(lex, raw)
             nums.append(len(toks))
             tok = new(Tok)
-            attrs = tok.__dict__
-            attrs.update(_num_piece(lex, m[0]))
-            attrs["start"] = start
-            attrs["end"] = end
+            tok.kind = NUM
+            tok.start, tok.end = m.span()
+            tok.text = tok.raw = raw
+            tok.value = value
+            tok.decimals = decimals
+            tok.nflag = nflag
+            tok.ncls = ncls
             append(tok)
         elif group == _G_SEP:
             sep = m[0]
             slash = slash or sep == "/"
-            append(Tok(SEP, start, end, sep))
+            tok = new(Tok)
+            tok.kind = SEP
+            tok.start, tok.end = m.span()
+            tok.text = sep
+            append(tok)
         elif group == _G_NL:
-            append(Tok(NL, start, end, "\n"))
+            tok = new(Tok)
+            tok.kind = NL
+            tok.start, tok.end = m.span()
+            tok.text = "\n"
+            append(tok)
         elif group in (_G_EMO, _G_SC):
+            start, end = m.span()
             tok = Tok(EMO, start, end, m[0])
             label = _SHORTCODE_CONCEPTS.get(tok.text) if group == _G_SC else _EMOJI_LABELS.get(tok.text[0])
             if label:
@@ -347,31 +385,40 @@ def _merge_phrases(toks: list[Tok], lex: Lexicon, starts: list[int]) -> list[Tok
     """Merge multi-word lexicon phrases (``stop loss``, ``precio de entrada``) into one token each.
 
     ``starts`` are the indices of words that begin some phrase; the list is rebuilt only around matches.
+    Hyphens and ampersands between the words are skipped (``stop-loss``, ``s & p``).
     """
-    phrases = lex.phrases
+    index = lex.phrase_index
     out: list[Tok] = []
     last = 0
     n = len(toks)
     for i in starts:
         if i < last:
             continue
+        j = i + 1
+        while j < n and toks[j].kind == SEP and toks[j].text in _PHRASE_GLUE:
+            j += 1
+        if j >= n or toks[j].kind != WORD:
+            continue
         tok = toks[i]
-        for parts, concepts in phrases[tok.text]:
-            j, k = i + 1, 1
-            while k < len(parts) and j < n:
+        candidates = index[tok.text].get(toks[j].text)
+        if candidates is None:
+            continue
+        second = j + 1
+        for rest, text, concepts, sym in candidates:
+            j, k = second, 0
+            while k < len(rest) and j < n:
                 nxt = toks[j]
-                if nxt.kind == SEP and nxt.text in ("-", "&"):
+                if nxt.kind == SEP and nxt.text in _PHRASE_GLUE:
                     j += 1
                     continue
-                if nxt.kind != WORD or nxt.text != parts[k]:
+                if nxt.kind != WORD or nxt.text != rest[k]:
                     break
                 j += 1
                 k += 1
-            if k == len(parts):
-                merged = Tok(WORD, tok.start, toks[j - 1].end, " ".join(parts))
-                syms = [c[4:] for c in concepts if c.startswith("sym:")]
-                merged.concepts = frozenset(c for c in concepts if not c.startswith("sym:"))
-                merged.sym = syms[0] if syms else None
+            if k == len(rest):
+                merged = Tok(WORD, tok.start, toks[j - 1].end, text)
+                merged.concepts = concepts
+                merged.sym = sym
                 merged.index = toks[j - 1].index
                 out.extend(toks[last:i])
                 out.append(merged)
