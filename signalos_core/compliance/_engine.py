@@ -175,8 +175,10 @@ class Engine:
         return _Rule(index, spec, kind, params, group, slots, warn, primary, flatten, grandfathered, kind.measure)
 
     @staticmethod
-    def _covers(spec: RuleSpec, created: dt.datetime) -> bool:
-        """Whether an account opened at ``created`` is subject to a grandfathered rule."""
+    def _covers(spec: RuleSpec, created: dt.datetime | None) -> bool:
+        """Whether an account opened at ``created`` (``None`` = unknown) is subject to a grandfathered rule."""
+        if created is None:
+            return spec.if_created_unknown == "apply"
         if spec.accounts_created_from is not None and created < spec.accounts_created_from:
             return False
         return spec.accounts_created_before is None or created < spec.accounts_created_before
@@ -248,7 +250,7 @@ class Engine:
         rules = self._reducing_rules if reducing else self._by_phase[phase]
         created = ctx.state.created_at
         for rule in rules:
-            if rule.grandfathered and created is not None and not self._covers(rule.spec, created):
+            if rule.grandfathered and not self._covers(rule.spec, created):
                 continue
             m = rule.measure(ctx, rule.params, phase)
             if m is None:

@@ -149,6 +149,12 @@ def _check_rule(chk: _Checker, rule: Any, path: PathT) -> None:
         when = rule.get(name)
         if isinstance(when, dt.datetime) and when.utcoffset() is None:
             chk.add((*path, name), f"{name} needs a timezone offset (e.g. 2024-08-25T17:00:00-05:00)")
+    if "if_created_unknown" in rule and not any(
+        rule.get(k) for k in ("accounts_created_from", "accounts_created_before")
+    ):
+        chk.add(
+            (*path, "if_created_unknown"), "if_created_unknown needs accounts_created_from or accounts_created_before"
+        )
     if rule.get("warn_at") and not spec.warnable:
         chk.add((*path, "warn_at"), f"rule kind {kind_name!r} does not support warn_at")
 

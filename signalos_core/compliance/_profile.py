@@ -78,9 +78,11 @@ class RuleSpec(_Strict, frozen=True, forbid_unknown_fields=True, kw_only=True):
     terminal: bool = True
     flatten: bool | None = None
     #: Grandfathering: the rule applies only to accounts opened (or reset) in [from, before). An account
-    #: whose ``created_at`` is unknown gets the rule (the stricter reading).
+    #: whose ``created_at`` is unknown gets the rule (the stricter reading) unless ``if_created_unknown`` is
+    #: ``skip`` (a rule kept only for legacy accounts of a profile that describes the new regime).
     accounts_created_from: dt.datetime | None = None
     accounts_created_before: dt.datetime | None = None
+    if_created_unknown: Literal["apply", "skip"] = "apply"
     description: str = ""
     sources: list[SourceRef] = msgspec.field(default_factory=list)
 

@@ -247,7 +247,18 @@ def build_state(raw: dict[str, Any], profile_key: str, engine: Engine | None = N
             _first(raw, "maintenance_margin", "maintenance_requirement", "intraday_margin_requirement")
         ),
         locks=locks,
+        created_at=_created_at(raw, profile_key),
     )
+
+
+def _created_at(raw: dict[str, Any], profile_key: str) -> dt.datetime | None:
+    """The account's opening date: the state's, else the scenario profile's ``account_created_at``."""
+    value = _first(raw, "account_created_at", "created_at")
+    spec = DEV_PROFILES.get(profile_key, {})
+    while value is None and spec:
+        value = spec.get("account_created_at")
+        spec = DEV_PROFILES.get(spec.get("inherits", ""), {})
+    return None if value is None else T(value)
 
 
 def run(engine: Engine, state: AccountState, action: dict[str, Any]) -> Decision | Enforcement:

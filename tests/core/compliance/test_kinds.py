@@ -488,6 +488,32 @@ def test_grandfathering_needs_an_offset() -> None:
         )
 
 
+def test_grandfathered_rule_can_skip_accounts_of_unknown_age(engine_for: Build) -> None:
+    """``if_created_unknown: skip``: a legacy-only rule (TopstepX DLL) does not apply without an opening date."""
+    rules = (
+        "  - {id: t.dll, kind: max_loss, outcome: lock, breach_when: le, params: {amount: 1000},"
+        " accounts_created_before: 2024-08-25T17:00:00-05:00, if_created_unknown: skip}\n"
+    )
+    engine = engine_for(rules)
+    losing = state(equity=D(99000))
+    old = msgspec_replace(losing, created_at=dt.datetime(2024, 8, 25, 21, 59, tzinfo=UTC))  # type: ignore[arg-type]
+    new = msgspec_replace(losing, created_at=dt.datetime(2024, 8, 25, 22, 0, tzinfo=UTC))  # type: ignore[arg-type]
+    assert [f.rule_id for f in engine.check(old, order()).fired] == ["t.dll"]
+    assert engine.check(new, order()).allowed
+    assert engine.check(losing, order()).allowed
+
+
+def test_if_created_unknown_needs_a_grandfathering_window() -> None:
+    from signalos_core import ProfileSchemaError
+    from tests.core.compliance.conftest import make_profile
+
+    with pytest.raises(ProfileSchemaError, match="if_created_unknown needs accounts_created_from"):
+        make_profile(
+            "  - {id: t.x, kind: max_loss, outcome: breach, breach_when: lt, params: {amount: 1},"
+            " if_created_unknown: skip}\n"
+        )
+
+
 def test_order_kinds_not_applicable_and_missing_paths(engine_for: Build) -> None:
     rules = (
         "  - {id: t.lev, kind: leverage_cap, outcome: deny, breach_when: gt, params: {regime: esma, classes: [major_fx], max_leverage: 30}}\n"
