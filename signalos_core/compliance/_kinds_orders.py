@@ -200,7 +200,8 @@ def stop_loss_required(ctx: Ctx, p: StopLossRequiredParams, phase: Phase) -> Mea
     """Every order and position must carry a stop-loss.
 
     Pre-trade, ``at_submission: true`` refuses an opening order without one (a copier cannot promise to add it
-    later). Monitoring counts positions still without a stop-loss ``grace_seconds`` after opening.
+    later). Monitoring counts positions and pending orders still without a stop-loss ``grace_seconds`` after
+    opening or placing.
     """
     if phase == "pre_trade":
         order = ctx.order
@@ -208,13 +209,17 @@ def stop_loss_required(ctx: Ctx, p: StopLossRequiredParams, phase: Phase) -> Mea
             return None
         missing = _ONE if order.stop_loss is None else _ZERO
         return Measure(metrics=(Metric(missing, _ZERO, "orders without stop-loss", "allowed", money=False),))
+    # "A Stop-loss is required in all positions and orders": resting pending orders count like positions.
     count = 0
-    for pos in ctx.state.positions:
-        if pos.stop_loss is not None:
-            continue
-        if pos.opened_at is None or (ctx.at - pos.opened_at).total_seconds() > p.grace_seconds:
+    for stop, since in (
+        *((pos.stop_loss, pos.opened_at) for pos in ctx.state.positions),
+        *((pend.stop_loss, pend.placed_at) for pend in ctx.state.pending_orders),
+    ):
+        if stop is None and (since is None or (ctx.at - since).total_seconds() > p.grace_seconds):
             count += 1
-    return Measure(metrics=(Metric(Decimal(count), _ZERO, "positions without stop-loss", "allowed", money=False),))
+    return Measure(
+        metrics=(Metric(Decimal(count), _ZERO, "positions and orders without stop-loss", "allowed", money=False),)
+    )
 
 
 def _risk(

@@ -28,6 +28,7 @@ from signalos_core.compliance import (
     Lock,
     NewsEvent,
     Order,
+    PendingOrder,
     Position,
     Profile,
     available_backends,
@@ -203,6 +204,19 @@ def build_state(raw: dict[str, Any], profile_key: str, engine: Engine | None = N
         as_of=as_of,
         initial_balance=initial,
         positions=[_position(p) for p in raw.get("open_positions", [])],
+        pending_orders=[
+            PendingOrder(
+                id=str(o.get("id", o["symbol"])),
+                symbol=o["symbol"],
+                side=o.get("side", "buy"),
+                size=_size(o),
+                price=D(_first(o, "price", "entry")),
+                stop_loss=D(o.get("stop_loss")),
+                take_profit=D(o.get("take_profit")),
+                placed_at=T(o["placed_at"]) if o.get("placed_at") else None,
+            )
+            for o in raw.get("pending_orders", [])
+        ],
         closed_trades=[
             _trade(t) for key in ("closed_since_reopen", "closed_trades", "closed_today") for t in raw.get(key, [])
         ],
