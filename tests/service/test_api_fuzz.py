@@ -1,0 +1,208 @@
+"""API robustness gate: schemathesis fuzzes every documented operation in-process as a logged-in trader.
+
+For each operation, schema-valid and schema-violating requests (hypothesis, a few examples each) go through the
+ASGI app and every response must pass schemathesis' checks:
+
+- no 5xx (``not_a_server_error``);
+- the status, content type, headers and body conform to the served OpenAPI document; every error is documented
+  as ``application/problem+json`` with the ``Problem`` schema (``type``, ``title``, ``status``, ``detail``,
+  ``code``), so a 4xx that is not a problem fails the conformance checks;
+- schema-violating input is never answered with a 2xx (``negative_data_rejection``) and schema-valid input is
+  never refused as malformed (``positive_data_acceptance``: only 2xx, 401, 403, 404, 409, 422, 429 may answer it);
+- an operation that declares authentication refuses requests without it (``ignored_auth``).
+
+On top of that :func:`_assert_problem` checks every 4xx explicitly (content type and the four members).
+Bounded: a few examples per operation, no shrinking beyond hypothesis' default, coverage phase off (its
+deterministic boundary cases are several thousand requests; the fuzzing phase's negative mode covers the same
+kinds of violation randomly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from litestar import Litestar
+from litestar.testing import TestClient
+from schemathesis.python import asgi
+
+from service.app import create_app
+from service.db.engine import create_engine
+from service.db.models import metadata
+from tests.service.conftest import TEST_PASSWORD, make_settings, register_and_login
+
+MAX_EXAMPLES = 3
+
+# Operations that end the caller's session (or change the password, which ends the others): each example logs in
+# afresh so they do not turn every later request of the example run into a 401.
+SESSION_ENDING = {
+    "POST /api/auth/logout",
+    "POST /api/me/sessions/revoke-others",
+    "DELETE /api/me/sessions/{session_id}",
+    "POST /api/auth/password",
+}
+
+# Known failures in areas the gate does not own, by operation label: reason (exact reproductions are in the
+# report of the fuzz gate). Strict: an operation that starts passing fails the gate until removed from here.
+KNOWN_FAILURES: dict[str, str] = {}
+
+
+def _document() -> dict[str, Any]:
+    """The served OpenAPI document (fetched without the lifespan: serving it needs no database)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp}/unused.db", Path(tmp)))
+        response = TestClient(app=app).get("/schema/openapi.json")
+        assert response.status_code == 200, response.text
+        document: dict[str, Any] = response.json()
+        return document
+
+
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "base-url": f"http://{asgi.HOST}",
+        # Extra (undocumented) query parameters and headers are ignored by design, as in most HTTP APIs.
+        # The bearer token is the trader's (sent by the test); missing/invalid auth is probed by `ignored_auth`.
+        "generation": {
+            "max-examples": MAX_EXAMPLES,
+            "mode": "all",
+            # Same examples every run: the gate never flakes, and known failures stay reproducible.
+            "deterministic": True,
+            "allow-extra-parameters": False,
+            "with-security-parameters": False,
+        },
+        "phases": {"coverage": {"enabled": False}},
+        "checks": {
+            # Schema-valid input may still be refused on its merits (unknown id, conflict, business rule), but
+            # never as malformed (400).
+            "positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]},
+        },
+    }
+)
+
+
+def _deliverable(address: str) -> bool:
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+# `format: email` addresses the service accepts: besides the syntax, it refuses special-use domains (`.test`,
+# `.localhost`, ...) with a 400 naming `email`, which JSON Schema cannot express.
+schemathesis.openapi.format("email", st.emails().filter(_deliverable))
+
+schema = schemathesis.openapi.from_dict(_document(), config=CONFIG).exclude(
+    # The body is a signed package archive sent as raw application/octet-stream and read by the handler itself;
+    # the document has no request body for it, so generated requests are all "empty upload" (covered by
+    # tests/service/marketplace).
+    path="/api/marketplace/versions",
+    method="POST",
+)
+
+
+async def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                await connection.execute(table.delete())
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(
+    migrated_db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Litestar, asgi.ASGIClient]]:
+    """One app per backend for the whole module, driven by schemathesis' in-process ASGI client."""
+    app = create_app(make_settings(migrated_db_url, tmp_path_factory.mktemp("fuzz")))
+    try:
+        with asgi.get_client(app) as client:
+            yield app, client
+    finally:
+        # The client starts the app's lifespan on schemathesis' event-loop thread; stop it before the tables go.
+        asgi.shutdown_lifespans()
+        asyncio.run(_truncate(migrated_db_url))
+
+
+# (operation, backend) pairs that ran / in which some example failed: `test_known_failures_still_fail` reads them.
+_RAN: set[tuple[str, str]] = set()
+_FAILED: set[tuple[str, str]] = set()
+
+
+def _backend(db_url: str) -> str:
+    return "sqlite" if db_url.startswith("sqlite") else "postgres"
+
+
+@pytest.fixture
+def trader(fuzz_target: tuple[Litestar, asgi.ASGIClient], request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A fresh trader per operation (registered and logged in through the API); marks known failures xfail.
+
+    Not ``strict=True``: schemathesis' pytest plugin crashes on a strict XPASS report, so strictness is
+    :func:`test_known_failures_still_fail`'s job.
+    """
+    label = getattr(request.node, "operation_label", None)
+    if isinstance(label, str) and label in KNOWN_FAILURES:
+        request.applymarker(pytest.mark.xfail(strict=False, reason=KNOWN_FAILURES[label]))
+    return register_and_login(fuzz_target[1])  # type: ignore[arg-type]  # same calls as Litestar's TestClient
+
+
+def _assert_problem(case: schemathesis.Case, response: schemathesis.Response) -> None:
+    if not 400 <= response.status_code < 500:
+        return
+    where = f"{case.as_curl_command()}\n-> {response.status_code} {response.text}"
+    assert response.headers.get("content-type", [""])[0].startswith("application/problem+json"), where
+    body = response.json()
+    assert isinstance(body, dict), where
+    missing = {"code", "type", "status", "title"} - set(body)
+    assert not missing, f"problem without {sorted(missing)}: {where}"
+    assert body["status"] == response.status_code, where
+    if body["code"] == "validation_error":
+        # The house rule: a validation problem names every bad field.
+        assert body.get("errors"), where
+        assert all(isinstance(e, dict) and e.get("field") for e in body["errors"]), where
+
+
+@schema.parametrize()
+@settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_api(
+    case: schemathesis.Case,
+    fuzz_target: tuple[Litestar, asgi.ASGIClient],
+    trader: dict[str, Any],
+    migrated_db_url: str,
+) -> None:
+    app, client = fuzz_target
+    headers = trader["headers"]
+    if case.operation.label in SESSION_ENDING:
+        response = client.post("/api/auth/login", json={"email": trader["email"], "password": TEST_PASSWORD})
+        assert response.status_code == 200, response.text
+        headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    # The schema comes from a dict; point it (and the checks that send probes of their own) at this backend's app.
+    case.operation.schema.app = case.operation.app = app
+    key = (case.operation.label, _backend(migrated_db_url))
+    _RAN.add(key)
+    try:
+        response = case.call_and_validate(session=client, headers=headers)
+        _assert_problem(case, response)
+    except BaseException:
+        _FAILED.add(key)
+        raise
+
+
+def test_known_failures_still_fail(fuzz_target: tuple[Litestar, asgi.ASGIClient], migrated_db_url: str) -> None:
+    """Runs after the fuzz tests of its backend: a known failure that no longer fails must leave the list."""
+    backend = _backend(migrated_db_url)
+    ran = {label for label, ran_on in _RAN if ran_on == backend}
+    if not ran:
+        pytest.skip("the fuzz tests did not run in this session")
+    stale = sorted(label for label in KNOWN_FAILURES if label in ran and (label, backend) not in _FAILED)
+    assert not stale, f"no longer failing on {backend}, remove from KNOWN_FAILURES: {stale}"
