@@ -36,7 +36,7 @@ from service.problems import exception_handlers
 from service.security.passwords import PasswordService
 from service.security.tokens import PUBLIC_PATHS, build_jwt_auth
 from service.settings import Settings
-from service.sync.controllers import PaperQuoteController, SyncController
+from service.sync.controllers import PaperQuoteController, SignalCancelController, SyncController
 from service.system.controllers import health, problem_type, ready
 from service.system.openapi import DecimalSchemaPlugin, ProblemAwareJsonRenderPlugin
 from service.twofactor.controllers import ContactController, MfaLoginController, TwoFactorController
@@ -62,6 +62,7 @@ ROUTE_HANDLERS: list[Any] = [
     OnboardingController,
     OnboardingAdminController,
     SyncController,
+    SignalCancelController,
     PaperQuoteController,
 ]
 

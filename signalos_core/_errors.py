@@ -22,6 +22,8 @@ act on it (a profile id, a rule id, a YAML position, a plugin id...)::
     │   ├── OutboxError (OSError)                the local outbox is corrupt, locked or unusable
     │   ├── MergeConflictError                   sync could not reconcile an action
     │   ├── SyncTransportError (ConnectionError) a push/pull did not complete; .ambiguous: it may have arrived
+    │   │   ├── BatchRefusedError                the server refused a whole batch (4xx); .status, .code, .detail
+    │   │   └── DeviceForkError                  another installation used this device id; re-register the device
     │   └── ExecutionUnavailableError (ConnectionError)  the execution provider is unreachable; retry later
     ├── PluginError
     │   ├── ManifestError (ValueError)           invalid plugin manifest
@@ -43,8 +45,10 @@ __all__ = [
     "AuditFormatError",
     "AuditIntegrityError",
     "AuditStoreError",
+    "BatchRefusedError",
     "ChannelTemplateError",
     "ConfigurationError",
+    "DeviceForkError",
     "EngineError",
     "EvaluationError",
     "ExecutionUnavailableError",
@@ -220,6 +224,33 @@ class SyncTransportError(OfflineError, ConnectionError):
         super().__init__(message)
         self.ambiguous = ambiguous
         self.cause = cause
+
+
+class BatchRefusedError(SyncTransportError):
+    """The server refused a whole pushed batch as invalid (HTTP 400/413/422): nothing in it was applied.
+
+    Never ambiguous. The sync engine bisects the batch to isolate the offending action; ``status``, ``code``
+    (the problem code) and ``detail`` are what the server said.
+    """
+
+    def __init__(self, message: str, *, status: int, code: str = "unknown", detail: str = "") -> None:
+        super().__init__(message, ambiguous=False, cause=f"http_{status}_{code}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+class DeviceForkError(SyncTransportError):
+    """A second installation is using this device id: the server holds a different action at ``seq``.
+
+    Nothing in the batch was applied. The device must be re-registered under a new device id (see
+    ``docs/offline.md``); resending can never succeed.
+    """
+
+    def __init__(self, message: str, *, device_id: str, seq: int | None = None) -> None:
+        super().__init__(message, ambiguous=False, cause="device_fork")
+        self.device_id = device_id
+        self.seq = seq
 
 
 class ExecutionUnavailableError(OfflineError, ConnectionError):

@@ -1,5 +1,12 @@
 """HTTP endpoints of offline sync: ``POST /api/sync/push``, ``GET /api/sync/pull`` (trading guards; a device id
-belongs to the first user that synced it), and the platform admin's paper price feed."""
+belongs to the first user that synced it), upstream signal cancellation (platform admins, and the firm admins of
+the account's firm), and the platform admin's paper price feed.
+
+The push body is decoded action by action (:func:`signalos_core.offline.decode_push`): an invalid action is
+answered ``rejected:invalid`` naming the field (or ``rejected:client_upgrade_required`` for a kind or payload
+type this server does not know) and the rest of the batch applies; only what cannot be attributed to one action
+is a ``400 validation_error`` for the whole batch.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +14,29 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.security.guards import TRADING_GUARDS, authenticated, current_user, platform_admin_only
+from service.compliance.models import TradingAccount
+from service.compliance.services import firm_admin_of, is_platform_admin
+from service.problems import ProblemError
+from service.security.guards import (
+    TRADING_GUARDS,
+    authenticated,
+    current_user,
+    firm_admin_or_platform_admin,
+    platform_admin_only,
+)
 from service.sync.compliance import account_advisor
-from service.sync.schemas import PullResponse, PushRequest, PushResponse, QuoteIn, QuoteOut
+from service.sync.schemas import PullResponse, PushResponse, QuoteIn, QuoteOut, SignalCancelIn, SignalCancelOut
 from service.sync.services import SyncService
-from signalos_core.offline import MAX_BATCH, PullRequest
+from signalos_core.offline import MAX_BATCH, PullRequest, decode_push
 
-__all__ = ["PaperQuoteController", "SyncController"]
+__all__ = ["PaperQuoteController", "SignalCancelController", "SyncController"]
 
 
 def _service(request: Request[Any, Any, Any], session: AsyncSession) -> SyncService:
@@ -38,7 +55,6 @@ class SyncController(Controller):
         self,
         db_session: NamedDependency[AsyncSession],
         request: Request[Any, Any, Any],
-        data: JSONBody[PushRequest],
         account_id: Annotated[
             UUID | None,
             QueryParameter(
@@ -47,8 +63,16 @@ class SyncController(Controller):
             ),
         ] = None,
     ) -> PushResponse:
-        """Apply actions in order, at most once each; one outcome per action (a resend gets ``duplicate``)."""
+        """Apply actions in order, at most once each; one outcome per action (a resend gets ``duplicate``).
+
+        Body: a ``PushRequest`` (``device_id``, ``sent_at_device``, up to 1,000 ``actions``). Read raw so that each
+        action is validated on its own.
+        """
         user = current_user(request)
+        try:
+            data = decode_push(await request.body())
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise ProblemError("validation_error", detail=f"push body: {exc}") from exc
         if account_id is None:
             return await _service(request, db_session).push(user.id, data)
         advisor = await account_advisor(db_session, request, user, account_id)
@@ -66,6 +90,35 @@ class SyncController(Controller):
         """This device's outcomes after ``cursor`` (ascending), the positions, orders and settings, the new cursor."""
         pull = PullRequest(device_id=device_id, cursor=cursor, limit=limit)
         return await _service(request, db_session).pull(current_user(request).id, pull)
+
+
+class SignalCancelController(Controller):
+    """An upstream signal was cancelled: later-applied opens copying it on that account's user are refused."""
+
+    path = "/api/sync/signals"
+    tags = ["sync"]
+    guards = [authenticated, firm_admin_or_platform_admin]
+
+    @post("/{signal_id:str}/cancel", status_code=HTTP_200_OK, summary="Cancel a signal upstream")
+    async def cancel(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        request: Request[Any, Any, Any],
+        signal_id: Annotated[str, Parameter(pattern=r"^[A-Za-z0-9._:-]{1,80}$", description="e.g. gold-vip:9001")],
+        data: JSONBody[SignalCancelIn],
+    ) -> SignalCancelOut:
+        """Record the cancellation for the owner of ``account_id`` (platform admins: any account; firm admins:
+        their firm's accounts). Opens copying the signal applied from now on get ``rejected:signal_cancelled``;
+        idempotent (``already_cancelled``)."""
+        user = current_user(request)
+        account = await db_session.get(TradingAccount, data.account_id)
+        if account is None or not (is_platform_admin(user) or firm_admin_of(user, account.firm_id)):
+            raise ProblemError("not_found", detail="No such trading account")
+        cancelled_at, already = await _service(request, db_session).cancel_signal(account.owner_id, signal_id)
+        return SignalCancelOut(
+            signal_id=signal_id, account_id=account.id, user_id=account.owner_id, cancelled_at=cancelled_at,
+            already_cancelled=already,
+        )  # fmt: skip
 
 
 class PaperQuoteController(Controller):

@@ -22,6 +22,7 @@ __all__ = [
     "sync_cancelled_signal",
     "sync_client_action",
     "sync_device",
+    "sync_device_seq",
     "sync_setting",
 ]
 
@@ -56,6 +57,15 @@ sync_client_action = Table(
     Column("body", Text, nullable=False),
     Column("created_at", DateTimeUTC(timezone=True), nullable=False),
     Index("ix_sync_client_action_device", "user_id", "device_id", "server_seq"),
+)
+
+#: Which action holds each ``seq`` of a device: a second installation re-using the device id collides here.
+sync_device_seq = Table(
+    "sync_device_seq",
+    metadata,
+    Column("device_id", String(64), ForeignKey("sync_device.device_id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("action_id", String(36), nullable=False),
 )
 
 sync_action_seen = Table(

@@ -3,13 +3,15 @@ and the server validate exactly the same structs (``forbid_unknown_fields``, Dec
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from decimal import Decimal
 
 import msgspec
 
 from signalos_core.offline import PullResponse, PushRequest, PushResponse
 
-__all__ = ["PullResponse", "PushRequest", "PushResponse", "QuoteIn", "QuoteOut"]
+__all__ = ["PullResponse", "PushRequest", "PushResponse", "QuoteIn", "QuoteOut", "SignalCancelIn", "SignalCancelOut"]
 
 
 class QuoteIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -28,3 +30,19 @@ class QuoteOut(msgspec.Struct, frozen=True):
     symbol: str
     price: Decimal
     triggered: int
+
+
+class SignalCancelIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Which trading account's user the cancellation applies to."""
+
+    account_id: uuid.UUID
+
+
+class SignalCancelOut(msgspec.Struct, frozen=True):
+    """The recorded cancellation; ``already_cancelled`` when it had been recorded before (idempotent)."""
+
+    signal_id: str
+    account_id: uuid.UUID
+    user_id: uuid.UUID
+    cancelled_at: datetime
+    already_cancelled: bool

@@ -24,12 +24,15 @@ from service.problems import ProblemError, register_problem
 from service.sync.models import (
     paper_account,
     paper_quote,
+    sync_cancelled_signal,
     sync_device,
 )
 from service.sync.store import BatchServerStore
 from signalos_core.offline import (
     ActionOutcome,
     ComplianceAdvisor,
+    DecodedPush,
+    DeviceForkError,
     PaperBroker,
     PullRequest,
     PullResponse,
@@ -46,6 +49,14 @@ register_problem(
     403,
     "Device belongs to another user",
     "This device id is registered to another account; a device can only sync for the user it first synced as.",
+)
+register_problem(
+    "device_fork",
+    409,
+    "Device id used by another installation",
+    "This device id already sent a different action at the same sequence number: a second installation (a "
+    "restored backup, a cloned app) is using it. Nothing was applied. Re-register the device under a new id; "
+    "`device_id` and `seq` name the collision.",
 )
 register_problem(
     "sync_busy",
@@ -114,15 +125,16 @@ class SyncService:
         if owner != user_id:
             raise ProblemError("device_not_yours", detail=f"device {device_id} belongs to another account")
 
-    async def push(self, user_id: uuid.UUID, request: PushRequest) -> PushResponse:
-        """Apply one batch for the caller's device."""
+    async def push(self, user_id: uuid.UUID, request: PushRequest | DecodedPush) -> PushResponse:
+        """Apply one batch for the caller's device (409 ``device_fork`` if another installation uses its id)."""
+        batch = request if isinstance(request, DecodedPush) else DecodedPush.of(request)
 
         def apply(session: Session) -> PushResponse:
             # The first statement writes: it takes the user's lock before anything is read (no stale snapshot).
             broker = _lock_paper_account(session, user_id)
-            self._claim_device(session, user_id, request.device_id)
-            store = BatchServerStore(session, user_id, request)
-            response = SyncServer(store, broker, self._compliance).push(str(user_id), request)
+            self._claim_device(session, user_id, batch.device_id)
+            store = BatchServerStore(session, user_id, batch)
+            response = SyncServer(store, broker, self._compliance).push(str(user_id), batch)
             seqs = store.flush()
             _save_paper_account(session, user_id, broker)
             results = [
@@ -133,6 +145,10 @@ class SyncService:
 
         try:
             return await self._session.run_sync(apply)
+        except DeviceForkError as exc:  # raised before anything was written; the request rolls back anyway
+            raise ProblemError(
+                "device_fork", detail=str(exc), extra={"device_id": exc.device_id, "seq": exc.seq}
+            ) from exc
         except IntegrityError as exc:  # a concurrent request recorded the same action id first
             raise ProblemError(
                 "sync_busy", detail="retry the push; duplicates are answered with their outcome"
@@ -150,6 +166,25 @@ class SyncService:
             return SyncServer(BatchServerStore(session, user_id), broker, self._compliance).pull(str(user_id), request)
 
         return await self._session.run_sync(read)
+
+    async def cancel_signal(self, user_id: uuid.UUID, signal_id: str) -> tuple[datetime, bool]:
+        """Record an upstream cancellation for ``user_id``; returns when, and whether it was already recorded."""
+
+        def cancel(session: Session) -> tuple[datetime, bool]:
+            where = (sync_cancelled_signal.c.user_id == user_id, sync_cancelled_signal.c.signal_id == signal_id)
+            existing = session.execute(select(sync_cancelled_signal.c.cancelled_at).where(*where)).scalar()
+            if existing is not None:
+                return (existing if existing.tzinfo else existing.replace(tzinfo=UTC)), True
+            now = datetime.now(UTC)
+            try:
+                with session.begin_nested():
+                    session.execute(insert(sync_cancelled_signal).values(user_id=user_id, signal_id=signal_id,
+                                                                         cancelled_at=now))  # fmt: skip
+            except IntegrityError:  # a concurrent request recorded it first
+                return now, True
+            return now, False
+
+        return await self._session.run_sync(cancel)
 
     async def set_quote(self, symbol: str, price: Decimal) -> int:
         """Feed a paper price: store it and trigger SL/TP and limit orders in every paper account holding it."""

@@ -18,8 +18,15 @@ import msgspec
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from service.sync.models import sync_ack, sync_action_seen, sync_cancelled_signal, sync_client_action, sync_setting
-from signalos_core.offline import AckPayload, ActionOutcome, PushRequest, SettingValue
+from service.sync.models import (
+    sync_ack,
+    sync_action_seen,
+    sync_cancelled_signal,
+    sync_client_action,
+    sync_device_seq,
+    sync_setting,
+)
+from signalos_core.offline import AckPayload, ActionOutcome, DecodedPush, InvalidAction, PushedAction, SettingValue
 
 __all__ = ["BatchServerStore"]
 
@@ -35,7 +42,7 @@ def _aware(value: datetime) -> datetime:
 class BatchServerStore:
     """One user's sync records for one request; call :meth:`flush` before the transaction commits."""
 
-    def __init__(self, session: Session, user_id: uuid.UUID, batch: PushRequest | None = None) -> None:
+    def __init__(self, session: Session, user_id: uuid.UUID, batch: DecodedPush | None = None) -> None:
         self._session = session
         self._user = user_id
         self._outcomes: dict[uuid.UUID, tuple[ActionOutcome, str]] = {}
@@ -45,6 +52,8 @@ class BatchServerStore:
         self._new_seen: dict[uuid.UUID, datetime] = {}
         self._new_acks: set[str] = set()
         self._changed_settings: set[str] = set()
+        self._seqs: dict[tuple[str, int], uuid.UUID] = {}
+        self._new_seqs: dict[tuple[str, int], uuid.UUID] = {}
         self._settings: dict[str, SettingValue] = {
             row.field: _value_decoder.decode(row.value)
             for row in session.execute(
@@ -59,9 +68,17 @@ class BatchServerStore:
         if batch is not None:
             self._preload(batch)
 
-    def _preload(self, batch: PushRequest) -> None:
-        ids = {item.action.action_id for item in batch.actions}
-        wanted = sorted(str(i) for i in ids | {d for item in batch.actions for d in item.action.depends_on})
+    def _preload(self, batch: DecodedPush) -> None:
+        actions = [item.action for item in batch.items if isinstance(item, PushedAction)]
+        ids = {a.action_id for a in actions} | {i.action_id for i in batch.items if isinstance(i, InvalidAction)}
+        wanted = sorted(str(i) for i in ids | {d for action in actions for d in action.depends_on})
+        seqs = sorted(i.seq if isinstance(i, InvalidAction) else i.action.seq for i in batch.items)
+        for start in range(0, len(seqs), _CHUNK):
+            for row in self._session.execute(
+                select(sync_device_seq.c.seq, sync_device_seq.c.action_id)
+                .where(sync_device_seq.c.device_id == batch.device_id, sync_device_seq.c.seq.in_(seqs[start : start + _CHUNK]))
+            ):  # fmt: skip
+                self._seqs[(batch.device_id, int(row.seq))] = uuid.UUID(row.action_id)
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             for row in self._session.execute(
@@ -75,7 +92,7 @@ class BatchServerStore:
                 .where(sync_action_seen.c.user_id == self._user, sync_action_seen.c.action_id.in_(chunk))
             ):  # fmt: skip
                 self._seen[uuid.UUID(row.action_id)] = _aware(row.first_seen)
-        subjects = sorted({i.action.payload.subject for i in batch.actions if isinstance(i.action.payload, AckPayload)})
+        subjects = sorted({a.payload.subject for a in actions if isinstance(a.payload, AckPayload)})
         for start in range(0, len(subjects), _CHUNK):
             self._acks.update(
                 self._session.execute(
@@ -150,6 +167,14 @@ class BatchServerStore:
             self._acks.add(subject)
             self._new_acks.add(subject)
 
+    def claim_seq(self, user_id: str, device_id: str, seq: int, action_id: uuid.UUID) -> uuid.UUID:
+        """See the ServerStore protocol (the batch's seqs were preloaded; new claims are written by flush)."""
+        self._check(user_id)
+        key = (device_id, seq)
+        if key not in self._seqs:
+            self._seqs[key] = self._new_seqs[key] = action_id
+        return self._seqs[key]
+
     def flush(self) -> dict[uuid.UUID, int]:
         """Write every change of the batch; returns the ``server_seq`` assigned to each recorded action."""
         session, uid, now = self._session, self._user, datetime.now(UTC)
@@ -162,6 +187,10 @@ class BatchServerStore:
             statement = update(sync_setting).where(sync_setting.c.user_id == uid, sync_setting.c.field == field)
             if not session.execute(statement.values(value=value)).rowcount:  # type: ignore[attr-defined]
                 session.execute(insert(sync_setting).values(user_id=uid, field=field, value=value))
+        if self._new_seqs:
+            session.execute(insert(sync_device_seq), [
+                {"device_id": d, "seq": q, "action_id": str(a)} for (d, q), a in self._new_seqs.items()
+            ])  # fmt: skip
         if self._new_acks:
             session.execute(insert(sync_ack), [{"user_id": uid, "subject": s, "acked_at": now} for s in self._new_acks])
         seqs: dict[uuid.UUID, int] = {}
@@ -182,6 +211,7 @@ class BatchServerStore:
             seqs = {uuid.UUID(r.action_id): int(r.server_seq) for r in returned}
         self._new_seen.clear()
         self._new_acks.clear()
+        self._new_seqs.clear()
         self._changed_settings.clear()
         self._new_outcomes.clear()
         return seqs

@@ -8,7 +8,14 @@ applies batches at most once per action id against a :class:`ServerStore` and an
 
 from __future__ import annotations
 
-from signalos_core._errors import ExecutionUnavailableError, OfflineError, OutboxError, SyncTransportError
+from signalos_core._errors import (
+    BatchRefusedError,
+    DeviceForkError,
+    ExecutionUnavailableError,
+    OfflineError,
+    OutboxError,
+    SyncTransportError,
+)
 from signalos_core.offline._actions import (
     ORDER_KINDS,
     AckPayload,
@@ -64,6 +71,7 @@ from signalos_core.offline._server import (
 from signalos_core.offline._server_memory import InMemoryServerStore
 from signalos_core.offline._server_sqlite import SQLiteServerStore
 from signalos_core.offline._sync import Backoff, LocalView, PendingItem, SyncEngine, SyncSummary, SyncTransport, rebase
+from signalos_core.offline._wire import DecodedPush, InvalidAction, decode_push
 
 __all__ = [
     "MAX_BATCH",
@@ -75,15 +83,19 @@ __all__ = [
     "ActionOutcome",
     "AdvisoryDecision",
     "Backoff",
+    "BatchRefusedError",
     "CancelPayload",
     "ClientPolicy",
     "ClosePayload",
     "ComplianceAdvisor",
+    "DecodedPush",
+    "DeviceForkError",
     "EngineAdvisor",
     "ExecutionProvider",
     "ExecutionUnavailableError",
     "Fill",
     "InMemoryServerStore",
+    "InvalidAction",
     "LocalTransport",
     "LocalView",
     "ModifyPayload",
@@ -127,6 +139,7 @@ __all__ = [
     "action_digest",
     "client_order_id",
     "close_order_id",
+    "decode_push",
     "order_id_for",
     "position_id_for",
     "rebase",

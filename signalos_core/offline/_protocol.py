@@ -47,7 +47,8 @@ MAX_BATCH: Final = 1000
 _RULE = r"[a-z0-9][a-z0-9_.-]{0,63}"
 _OUTCOME_RE: Final = re.compile(
     r"^(?:applied|duplicate|noop:already_closed|expired:ttl"
-    r"|rejected:(?:price_moved|target_changed|signal_cancelled|dependency_rejected|invalid|compliance:" + _RULE + ")"
+    r"|rejected:(?:price_moved|target_changed|signal_cancelled|dependency_rejected|invalid|client_upgrade_required"
+    r"|compliance:" + _RULE + ")"
     r"|retryable:" + _RULE + r")$"
 )
 OutcomeCode = Annotated[str, msgspec.Meta(pattern=_OUTCOME_RE.pattern)]

@@ -30,7 +30,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from signalos_core._errors import ExecutionUnavailableError
+from signalos_core._errors import BatchRefusedError, DeviceForkError, ExecutionUnavailableError
 from signalos_core.offline._actions import (
     Action,
     ActionKind,
@@ -57,6 +57,7 @@ from signalos_core.offline._protocol import (
     ServerState,
     decimal_text,
 )
+from signalos_core.offline._wire import DecodedPush, InvalidAction, decode_push
 
 __all__ = ["LocalTransport", "ServerPolicy", "ServerStore", "SyncServer", "action_digest"]
 
@@ -122,6 +123,11 @@ class ServerStore(Protocol):
         """Remember an acknowledgement."""
         ...
 
+    def claim_seq(self, user_id: str, device_id: str, seq: int, action_id: uuid.UUID) -> uuid.UUID:
+        """The action holding ``seq`` of this device: ``action_id`` if the seq was free (now claimed), else the
+        action that claimed it first (a different one means a second installation uses the device id)."""
+        ...
+
 
 def action_digest(action: Action) -> str:
     """A digest of an action's content: the same id pushed with different content is refused."""
@@ -146,13 +152,40 @@ class SyncServer:
         self._policy = policy or ServerPolicy()
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def push(self, user_id: str, request: PushRequest) -> PushResponse:
-        """Apply a batch in order; one outcome per action. The caller has checked the device is the user's."""
+    def push(self, user_id: str, request: PushRequest | DecodedPush) -> PushResponse:
+        """Apply a batch in order; one outcome per action. The caller has checked the device is the user's.
+
+        Raises :class:`~signalos_core.offline.DeviceForkError` (nothing applied) when a ``seq`` of this device
+        is already held by a different action: another installation is using the device id.
+        """
+        batch = request if isinstance(request, DecodedPush) else DecodedPush.of(request)
         # One transaction per batch (each action's record and effect sit inside it); a crash mid-batch rolls the
         # records back and the resend reconciles with the provider by client order id.
         with self._store.atomic():
-            results = [self._apply(user_id, request, item) for item in request.actions]
-        return PushResponse(device_id=request.device_id, server_time=self._clock(), results=results)
+            self._check_fork(user_id, batch)
+            results = [
+                self._reject(user_id, item) if isinstance(item, InvalidAction) else self._apply(user_id, batch, item)
+                for item in batch.items
+            ]
+        return PushResponse(device_id=batch.device_id, server_time=self._clock(), results=results)
+
+    def push_body(self, user_id: str, body: bytes) -> PushResponse:
+        """Decode a JSON push body action by action (see :func:`decode_push`) and apply it; an envelope that
+        cannot be answered per action raises ``msgspec.ValidationError``/``DecodeError`` naming the field."""
+        return self.push(user_id, decode_push(body))
+
+    def _check_fork(self, user_id: str, batch: DecodedPush) -> None:
+        for item in batch.items:
+            action_id, seq = (item.action_id, item.seq) if isinstance(item, InvalidAction) else (
+                item.action.action_id, item.action.seq)  # fmt: skip
+            holder = self._store.claim_seq(user_id, batch.device_id, seq, action_id)
+            if holder != action_id:
+                raise DeviceForkError(
+                    f"device {batch.device_id} already used seq {seq} for another action ({holder}): another "
+                    "installation is using this device id; re-register this device under a new id",
+                    device_id=batch.device_id,
+                    seq=seq,
+                )
 
     def pull(self, user_id: str, request: PullRequest) -> PullResponse:
         """This device's outcomes after the cursor (paged) plus the current account state."""
@@ -180,7 +213,29 @@ class SyncServer:
         )
 
     # ------------------------------------------------------------------ one action
-    def _apply(self, user_id: str, request: PushRequest, item: PushedAction) -> ActionOutcome:
+    def _reject(self, user_id: str, item: InvalidAction) -> ActionOutcome:
+        """An action that could not be decoded: recorded as decided (its seq is used), never applied."""
+        now = self._clock()
+        outcome = ActionOutcome(
+            action_id=item.action_id,
+            seq=item.seq,
+            code=item.code,
+            message=item.message,
+            facts={"field": item.field} if item.field else {},
+            decided_at=now,
+        )
+        with self._store.atomic():
+            prior = self._store.outcome(user_id, item.action_id)
+            if prior is not None:
+                original, prior_digest = prior
+                if prior_digest != item.digest:
+                    return msgspec.structs.replace(outcome, code="rejected:invalid",
+                                                   message="action id reused with different content", facts={})  # fmt: skip
+                return msgspec.structs.replace(original, code="duplicate", original_code=original.code)
+            self._store.first_seen(user_id, item.action_id, now)
+            return self._store.record(user_id, item.device_id, outcome, item.digest)
+
+    def _apply(self, user_id: str, request: DecodedPush, item: PushedAction) -> ActionOutcome:
         action = item.action
         now = self._clock()
         digest = action_digest(action)
@@ -393,8 +448,13 @@ class LocalTransport:
 
     def push(self, request: PushRequest) -> PushResponse:
         """Apply a batch on the server."""
-        wire = msgspec.json.decode(msgspec.json.encode(request), type=PushRequest)
-        response = self._server.push(self._user_id, wire)
+        try:
+            response = self._server.push_body(self._user_id, msgspec.json.encode(request))
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            # What the HTTP service answers 400: the whole batch is refused, nothing applied.
+            raise BatchRefusedError(
+                f"batch refused: {exc}", status=400, code="validation_error", detail=str(exc)
+            ) from exc
         return msgspec.json.decode(msgspec.json.encode(response), type=PushResponse)
 
     def pull(self, request: PullRequest) -> PullResponse:

@@ -25,6 +25,7 @@ class _UserData:
     settings: dict[str, SettingValue] = field(default_factory=dict)
     cancelled: set[str] = field(default_factory=set)
     acks: set[str] = field(default_factory=set)
+    seqs: dict[tuple[str, int], uuid.UUID] = field(default_factory=dict)
 
 
 class InMemoryServerStore:
@@ -134,6 +135,19 @@ class InMemoryServerStore:
         if subject not in acks:
             acks.add(subject)
             self._on_rollback(lambda: acks.discard(subject))
+
+    def claim_seq(self, user_id: str, device_id: str, seq: int, action_id: uuid.UUID) -> uuid.UUID:
+        """See :meth:`ServerStore.claim_seq`."""
+        seqs = self._user(user_id).seqs
+        key = (device_id, seq)
+        if key not in seqs:
+            seqs[key] = action_id
+
+            def undo() -> None:
+                del seqs[key]
+
+            self._on_rollback(undo)
+        return seqs[key]
 
     def acks(self, user_id: str) -> frozenset[str]:
         """Acknowledged subjects."""

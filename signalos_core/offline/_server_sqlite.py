@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS account_setting (
 CREATE TABLE IF NOT EXISTS cancelled_signal (
     user_id TEXT NOT NULL, signal_id TEXT NOT NULL, PRIMARY KEY (user_id, signal_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS device_seq (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, seq INTEGER NOT NULL, action_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS acknowledgement (
     user_id TEXT NOT NULL, subject TEXT NOT NULL, PRIMARY KEY (user_id, subject)
 ) WITHOUT ROWID;
@@ -167,6 +171,18 @@ class SQLiteServerStore:
         """See :meth:`ServerStore.record_ack`."""
         with self.atomic():
             self._db.execute("INSERT OR IGNORE INTO acknowledgement VALUES (?, ?)", (user_id, subject))
+
+    def claim_seq(self, user_id: str, device_id: str, seq: int, action_id: uuid.UUID) -> uuid.UUID:
+        """See :meth:`ServerStore.claim_seq`."""
+        with self.atomic():
+            self._db.execute(
+                "INSERT OR IGNORE INTO device_seq VALUES (?, ?, ?, ?)", (user_id, device_id, seq, str(action_id))
+            )
+            row = self._db.execute(
+                "SELECT action_id FROM device_seq WHERE user_id = ? AND device_id = ? AND seq = ?",
+                (user_id, device_id, seq),
+            ).fetchone()
+        return uuid.UUID(row[0])
 
     def acks(self, user_id: str) -> frozenset[str]:
         """Acknowledged subjects."""

@@ -2,8 +2,11 @@
 
 Rules kept here: actions are pushed in ``seq`` order in batches; a terminal outcome is final and never retried;
 a retryable outcome or a transport error reschedules only the affected actions (exponential backoff with full
-jitter), so one bad action never blocks the queue; an action that may have reached the server is never expired
-or dropped locally -- only the server can decide it (it dedupes by id).
+jitter); a batch the server refuses as a whole (:class:`BatchRefusedError`, a 4xx) is bisected until the
+offending action is isolated, which is then recorded as ``rejected:invalid`` with the server's problem detail,
+so one bad action never blocks the queue; an action that may have reached the server is never expired or
+dropped locally -- only the server can decide it (it dedupes by id). A :class:`DeviceForkError` stops the round:
+another installation uses this device id and the user must re-register the device.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from signalos_core._errors import SyncTransportError
+from signalos_core._errors import BatchRefusedError, DeviceForkError, SyncTransportError
 from signalos_core.offline._actions import ModifyPayload, OpenPayload, SettingsPayload, SettingValue
 from signalos_core.offline._outbox import Outbox, OutboxRecord
 from signalos_core.offline._protocol import (
@@ -73,6 +76,10 @@ class SyncSummary(msgspec.Struct):
     transport_error: str | None = None
     #: Non-terminal actions left after the round.
     unfinished: int = 0
+    #: Actions the server refused as invalid in a whole-batch 4xx, isolated by bisection (also in not_applied).
+    refused: int = 0
+    #: The server saw another installation use this device id: re-register the device (nothing more is sent).
+    device_forked: bool = False
 
     @property
     def in_sync(self) -> bool:
@@ -115,6 +122,7 @@ class SyncEngine:
             self._pull_all(summary)
         except SyncTransportError as exc:
             summary.transport_error = f"{exc.cause}: {exc}"
+            summary.device_forked = isinstance(exc, DeviceForkError)
             self.consecutive_failures += 1
         else:
             self.consecutive_failures = 0
@@ -127,7 +135,7 @@ class SyncEngine:
         summary = SyncSummary()
         for _ in range(max_rounds):
             summary = self.sync_once()
-            if summary.in_sync:
+            if summary.in_sync or summary.device_forked:
                 break
             if summary.transport_error is not None:
                 sleep(self._backoff.delay(self.consecutive_failures, self._rng))
@@ -215,6 +223,9 @@ class SyncEngine:
             results = response.results
             if [o.action_id for o in results] != [r.action.action_id for r in ready]:
                 raise SyncTransportError("push response does not match the batch", ambiguous=True, cause="protocol")
+        except BatchRefusedError as exc:
+            self._refused(ready, exc, summary)
+            return
         except SyncTransportError as exc:
             undelivered = [] if exc.ambiguous else [r.action.seq for r in ready if not r.maybe_delivered]
             self._outbox.mark_retry(
@@ -235,6 +246,30 @@ class SyncEngine:
             for seq in retry:
                 self._outbox.mark_retry([seq], error=reasons[seq], next_attempt_at=self._next_at)
             summary.retrying += len(retry)
+
+    def _refused(self, ready: Sequence[OutboxRecord], exc: BatchRefusedError, summary: SyncSummary) -> None:
+        """Nothing of a refused batch was applied: push each half on its own until the offender stands alone."""
+        undelivered = [r.action.seq for r in ready if not r.maybe_delivered]
+        self._outbox.mark_retry(
+            [r.action.seq for r in ready], error=f"refused:{exc.code}", next_attempt_at=lambda _: 0.0,
+            undelivered=undelivered,
+        )  # fmt: skip
+        if len(ready) > 1:
+            middle = len(ready) // 2
+            self._push(ready[:middle], summary)
+            self._push(ready[middle:], summary)
+            return
+        action = ready[0].action
+        facts = {"decided_by": "device", "http_status": str(exc.status), "problem_code": exc.code}
+        if exc.detail:
+            facts["problem_detail"] = exc.detail[:500]
+        self._outbox.finish([
+            ActionOutcome(action_id=action.action_id, seq=action.seq, code="rejected:invalid",
+                          message=f"the server refused this action: {exc.detail or exc}", facts=facts,
+                          decided_at=self._clock()),
+        ])  # fmt: skip
+        summary.refused += 1
+        summary.not_applied += 1
 
     def _pull_all(self, summary: SyncSummary) -> None:
         cursor = self._outbox.cursor

@@ -16,6 +16,7 @@ EXPECTED = {
     "SignalParser", "SimpleLimits", "SyncEngine", "SyncServer", "SyncSummary", "SyncTransport",
     "SyncTransportError", "action_digest", "client_order_id", "close_order_id", "order_id_for",
     "position_id_for", "rebase",
+    "BatchRefusedError", "DecodedPush", "DeviceForkError", "InvalidAction", "decode_push",
 }  # fmt: skip
 _TYPE_ALIASES = {"ActionKind", "OutcomeCategory", "Payload", "SettingValue", "Side"}
 
