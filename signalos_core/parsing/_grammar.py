@@ -80,8 +80,11 @@ class _Extractor(TokenView):
                 self.recent, self.line_future = [], False
             elif kind == WORD:
                 self._word(i, tok)
-                self.recent = [*self.recent[-1:], tok.concepts]
-                self.line_future = self.line_future or "future" in tok.concepts
+                c = tok.concepts
+                recent = self.recent
+                self.recent = [recent[-1], c] if recent else [c]
+                if not self.line_future and "future" in c:
+                    self.line_future = True
             elif kind == NUM:
                 self._number(i, tok)
             elif kind == SEP:

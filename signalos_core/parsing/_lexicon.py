@@ -25,6 +25,7 @@ LANGUAGES = ("en", "es", "pt", "ru", "fa", "de")
 _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _KEY_DROP = str.maketrans("", "", "./")
 _SPLIT = re.compile(r"[\s\-&]+")
+_INFO_CACHE_MAX = 10_000
 
 
 def normalise_key(word: str) -> str:
@@ -122,6 +123,7 @@ class Lexicon:
         self._symbol_cache: dict[str, tuple[str | None, bool]] = {}
         self.token_cache: dict[str, Any] = {}
         self.number_cache: dict[str, Any] = {}
+        self._info_cache: dict[str, SymbolInfo] = {}  # FX pairs and symbols not in the table
 
     @staticmethod
     def _add(words: dict[str, set[str]], phrases: dict[tuple[str, ...], set[str]], entry: str, concept: str) -> None:
@@ -225,6 +227,14 @@ class Lexicon:
         info = self.info.get(symbol)
         if info is not None:
             return info
+        info = self._info_cache.get(symbol)
+        if info is None:
+            info = self._derived_info(symbol)
+            if len(self._info_cache) < _INFO_CACHE_MAX:  # symbols come from the text: keep the cache bounded
+                self._info_cache[symbol] = info
+        return info
+
+    def _derived_info(self, symbol: str) -> SymbolInfo:
         if len(symbol) == 6 and symbol[:3].lower() in self.currencies and symbol[3:].lower() in self.currencies:
             jpy = symbol.endswith("JPY")
             band = self.fx_bands.get(symbol) or (self.jpy_band if jpy else None)

@@ -22,7 +22,7 @@ from signalos_core.parsing._grammar import extract_orders
 from signalos_core.parsing._lexicon import Lexicon, default_lexicon
 from signalos_core.parsing._model import Action, Kind, ParseContext, ParseResult, Span
 from signalos_core.parsing._sanity import confidence, finalise
-from signalos_core.parsing._tokens import WORD, tokenize
+from signalos_core.parsing._tokens import NUM, WORD, tokenize
 
 __all__ = ["DEFAULT_CONFIRM_BELOW", "MAX_TEXT_CHARS", "ParserExtension", "SignalParser", "parse"]
 
@@ -109,6 +109,10 @@ class SignalParser:
     def _core(self, text: str, context: ParseContext | None) -> ParseResult:
         lex = self.lexicon
         toks = tokenize(text, lex)
+        if _plain_chat(toks):
+            # no keyword, instrument or number anywhere: nothing below could bind (every rule needs one of
+            # them), so most chat skips the follow-up scan and the order grammar
+            return self._finish(ParseResult(kind="noise", confidence=0.9))
         reply = context.reply_to if context else None
         follow = scan_followups(toks, text, has_reply=reply is not None)
         drafts = extract_orders(toks, text, lex, set(follow.consumed))
@@ -327,6 +331,10 @@ def _same_line(text: str, offset: int, others: list[int]) -> bool:
     end = text.find("\n", offset)
     end = len(text) if end < 0 else end
     return any(start <= other < end for other in others)
+
+
+def _plain_chat(toks: list[Any]) -> bool:
+    return not any(t.concepts or t.sym is not None or t.kind == NUM for t in toks)
 
 
 def _has_prices(toks: list[Any]) -> bool:

@@ -56,6 +56,7 @@ PENALTIES: dict[str, float] = {
     "out_of_scope": 0.5,
 }
 _TWO = Decimal(2)
+_OUTLIER_SHARE = Decimal("0.3")  # a price further than 30 % from the message's median is implausible
 
 
 def _expand_shorthand(full: Decimal, short_tok: Tok) -> Decimal | None:
@@ -162,8 +163,7 @@ class _Final:
                 self.flags.add("missing_sl")
         if d.order_type in ("limit", "stop") and d.otype_explicit and f["entry"] is None and "entry_shorthand" not in f:
             self.flags.add("pending_without_price")
-        for key in ("price_unit", "lot", "leverage", "quantity"):
-            f[key] = getattr(d, key)
+        f["price_unit"], f["lot"], f["leverage"], f["quantity"] = d.price_unit, d.lot, d.leverage, d.quantity
         f["risk_percent"] = d.risk
         return f, self.flags, self.spans
 
@@ -298,7 +298,8 @@ class _Final:
         if len(prices) >= 3:
             ordered = sorted(prices)
             median = ordered[len(ordered) // 2]
-            if median and any(abs(p - median) > median * Decimal("0.3") for p in prices):
+            spread = median * _OUTLIER_SHARE
+            if median and any(abs(p - median) > spread for p in prices):
                 flags.update(("price_implausible", "price_typo"))
         if pip and low is not None and high is not None:
             for _slot, price, pips in self.d.pip_notes:
