@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
+from signalos_core.compliance._instruments import Instrument
 from signalos_core.compliance._kinds_base import CMP, Ctx, Measure, Metric, Missing, Params, Phase, Slot, register
 from signalos_core.compliance._models import Order, Position
 
@@ -110,6 +111,26 @@ def _weight(ctx: Ctx, symbol: str, field: str, micro_weight: Decimal) -> Decimal
     return micro_weight if ctx.instrument(symbol, field).micro else _ONE
 
 
+def _notional(ctx: Ctx, order: Order, inst: Instrument) -> Decimal | Missing:
+    """The order's notional in the account currency (the currency its ``margin`` is given in).
+
+    Size × contract size × price is in the quote currency: used as is when the quote is the account currency;
+    when the base is (USDJPY on a USD account) the notional is simply size × contract size; otherwise the
+    order's ``quote_to_account`` rate converts it.
+    """
+    account = ctx.state.currency
+    if inst.base == account and inst.quote != account:
+        return order.size * inst.value_per_point
+    if order.price is None:
+        return Missing("order.price")
+    notional = order.size * inst.value_per_point * order.price
+    if inst.quote == account:
+        return notional
+    if order.quote_to_account is None:
+        return Missing("order.quote_to_account")
+    return notional * order.quote_to_account
+
+
 @register("leverage_cap", LeverageCapParams, phases=("pre_trade",), slots=(Slot("leverage", CMP),))
 def leverage_cap(ctx: Ctx, p: LeverageCapParams, phase: Phase) -> Measure | Missing | None:
     """Leverage cap at the opening of a position, for instruments of ``classes`` under ``regime``.
@@ -117,7 +138,8 @@ def leverage_cap(ctx: Ctx, p: LeverageCapParams, phase: Phase) -> Measure | Miss
     Classes: ESMA/FCA/ASIC ``major_fx`` (pairs of USD EUR JPY GBP CAD CHF), ``non_major_fx``, ``gold``,
     ``major_index``, ``non_major_index``, ``commodity``, ``equity``, ``crypto``; NFA ``nfa_major`` (also AUD,
     NZD, SEK, NOK, DKK) and ``nfa_other``. Leverage is the order's ``requested_leverage``, else
-    notional / ``margin`` (per position, so no account equity is involved). Usually ``breach_when: gt``.
+    notional / ``margin`` with the notional converted to the account currency (per position, so no account
+    equity is involved). Usually ``breach_when: gt``.
     """
     order = ctx.order
     if order is None or order.intent != "open":
@@ -128,9 +150,12 @@ def leverage_cap(ctx: Ctx, p: LeverageCapParams, phase: Phase) -> Measure | Miss
         return None
     leverage = order.requested_leverage
     if leverage is None:
-        if order.margin is None or order.price is None or order.margin == 0:
+        if order.margin is None or order.margin == 0:
             return Missing("order.requested_leverage")
-        leverage = order.size * inst.value_per_point * order.price / order.margin
+        notional = _notional(ctx, order, inst)
+        if isinstance(notional, Missing):
+            return notional
+        leverage = notional / order.margin
     return Measure(
         metrics=(Metric(leverage, p.max_leverage, "leverage", f"{p.regime} {cls} cap", money=False),),
         extra={

@@ -262,16 +262,23 @@ def build_state(raw: dict[str, Any], profile_key: str, engine: Engine | None = N
         ),
         locks=locks,
         created_at=_created_at(raw, profile_key),
+        currency=_profile_value(raw, profile_key, "currency") or "USD",
     )
+
+
+def _profile_value(raw: dict[str, Any], profile_key: str, key: str) -> Any:
+    """``key`` from the state, else from the scenario profile (following ``inherits``)."""
+    value = raw.get(key)
+    spec = DEV_PROFILES.get(profile_key, {})
+    while value is None and spec:
+        value = spec.get(key)
+        spec = DEV_PROFILES.get(spec.get("inherits", ""), {})
+    return value
 
 
 def _created_at(raw: dict[str, Any], profile_key: str) -> dt.datetime | None:
     """The account's opening date: the state's, else the scenario profile's ``account_created_at``."""
-    value = _first(raw, "account_created_at", "created_at")
-    spec = DEV_PROFILES.get(profile_key, {})
-    while value is None and spec:
-        value = spec.get("account_created_at")
-        spec = DEV_PROFILES.get(spec.get("inherits", ""), {})
+    value = raw.get("created_at") or _profile_value(raw, profile_key, "account_created_at")
     return None if value is None else T(value)
 
 
@@ -298,6 +305,7 @@ def run(engine: Engine, state: AccountState, action: dict[str, Any]) -> Decision
             stop_loss=D(action.get("stop_loss")),
             take_profit=D(action.get("take_profit")),
             requested_leverage=D(action.get("requested_leverage")),
+            margin=D(_first(action, "margin", "initial_margin")),
             margin_requirement=D(_first(action, "margin_requirement", "additional_margin")),
             quote_to_account=D(action.get("quote_to_account")),
             position_id=ticket,
