@@ -9,7 +9,7 @@ from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.security.jwt import JWTAuth
-from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.schemas import (
@@ -27,10 +27,12 @@ from service.accounts.schemas import (
     UserOut,
 )
 from service.accounts.services import AccountService, ClientInfo, NewSession
+from service.accounts.verification import EmailVerification
 from service.security.guards import authenticated, current_user, platform_admin_only
 from service.security.tokens import AccessToken, CurrentUser, issue_access_token
 from service.settings import Settings
-from service.twofactor.schemas import MfaChallengeOut
+from service.twofactor.pending import mfa_flood_guard
+from service.twofactor.schemas import CodeIn, CodeSentOut, MfaChallengeOut
 from service.twofactor.services import SecondFactor, TwoFactorService, provide_twofactor_service
 
 __all__ = ["AdminController", "AuthController", "MeController", "client_info", "provide_account_service", "token_pair"]
@@ -68,6 +70,7 @@ def _user_out(user: Any) -> UserOut:
         firm_id=user.firm_id,
         display_name=user.display_name,
         created_at=user.created_at,
+        email_verified=user.email_verified_at is not None,
     )
 
 
@@ -156,6 +159,44 @@ class MeController(Controller):
     async def me(self, accounts: NamedDependency[AccountService], request: Request[Any, Any, Any]) -> UserOut:
         """The authenticated user."""
         return _user_out(await accounts.get_user(current_user(request).id))
+
+    @post(
+        "/email/verification",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[mfa_flood_guard],
+        dependencies={"twofactor": Provide(provide_twofactor_service)},
+        summary="Email me a verification code",
+    )
+    async def send_email_verification(
+        self, twofactor: NamedDependency[TwoFactorService], request: Request[Any, Any, Any]
+    ) -> CodeSentOut:
+        """Send a code to my current address; confirm with POST /api/me/email/verify.
+
+        The answer is the same whether or not the address is already verified (then nothing is sent); 429
+        ``code_resend_too_soon`` / ``code_quota_exceeded`` as for every emailed code.
+        """
+        await EmailVerification(twofactor).send(current_user(request), client_info(request))
+        settings: Settings = request.app.state.settings
+        return CodeSentOut(
+            channel="email",
+            expires_in=int(settings.otp_ttl.total_seconds()),
+            resend_after=int(settings.otp_resend_cooldown.total_seconds()),
+        )
+
+    @post(
+        "/email/verify",
+        status_code=HTTP_200_OK,
+        guards=[mfa_flood_guard],
+        dependencies={"twofactor": Provide(provide_twofactor_service)},
+        summary="Verify my email address",
+    )
+    async def verify_email(
+        self, twofactor: NamedDependency[TwoFactorService], request: Request[Any, Any, Any], data: JSONBody[CodeIn]
+    ) -> UserOut:
+        """The code from the verification email; a wrong one counts on the second-factor failure counter."""
+        return _user_out(
+            await EmailVerification(twofactor).verify(current_user(request), client_info(request), data.code)
+        )
 
     @get("/sessions", summary="List my sessions")
     async def sessions(

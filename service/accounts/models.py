@@ -9,7 +9,7 @@ from uuid import UUID
 
 from advanced_alchemy.types import JsonB
 from advanced_alchemy.types.datetime import DateTimeUTC
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, event, inspect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import UUIDAuditBase, UUIDBase
@@ -35,7 +35,12 @@ class Firm(UUIDAuditBase):
 
 
 class User(UUIDAuditBase):
-    """A person who logs in. ``token_version`` bumps invalidate every access token at once."""
+    """A person who logs in. ``token_version`` bumps invalidate every access token at once.
+
+    ``email_verified_at`` is when the owner last proved they receive mail at ``email`` (a code sent there and
+    typed back). It belongs to that one address: assigning a different ``email`` clears it (see
+    :func:`_email_changed`), so a verification can never carry over to an address nobody proved.
+    """
 
     __tablename__ = "user_account"
 
@@ -49,6 +54,16 @@ class User(UUIDAuditBase):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     login_locked_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
+@event.listens_for(User.email, "set")
+def _email_changed(target: User, value: str, oldvalue: object, _initiator: object) -> None:
+    """A stored user whose address changes loses its verification (fail closed when the old value is unknown)."""
+    if inspect(target).transient or inspect(target).pending:
+        return  # a new user: nothing was verified yet, and the constructor's keyword order must not matter
+    if value != oldvalue:
+        target.email_verified_at = None
 
 
 class Session(UUIDBase):

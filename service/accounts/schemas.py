@@ -97,7 +97,11 @@ class TokenPair(msgspec.Struct, kw_only=True):
 
 
 class UserOut(msgspec.Struct, kw_only=True):
-    """A user as the API shows it (never the password hash)."""
+    """A user as the API shows it (never the password hash).
+
+    ``email_verified``: the owner proved they receive mail at ``email`` (POST /api/me/email/verification, then
+    POST /api/me/email/verify); false again after the address changes, until the change itself is confirmed.
+    """
 
     id: UUID
     email: str
@@ -105,6 +109,7 @@ class UserOut(msgspec.Struct, kw_only=True):
     firm_id: UUID | None
     display_name: str | None
     created_at: datetime
+    email_verified: bool
 
 
 class SessionOut(msgspec.Struct, kw_only=True):

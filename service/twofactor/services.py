@@ -396,6 +396,8 @@ class TwoFactorService(Verifier):
             event = "phone_changed"
         else:
             user.email = target
+            # The code just came back from the new address: it is verified (the change cleared the old proof).
+            user.email_verified_at = datetime.now(UTC)
             try:
                 await self.db.flush()
             except IntegrityError:

@@ -408,4 +408,5 @@ _LOCKOUT_TEXT: Final = (
 _CODE_TEXT: Final = {
     "login": "Your SignalOS sign-in code is {code}. It expires in {minutes} minutes. Never share it.",
     "verify_contact": "Your SignalOS verification code is {code}. It expires in {minutes} minutes.",
+    "verify_email": "Your SignalOS email verification code is {code}. It expires in {minutes} minutes.",
 }
