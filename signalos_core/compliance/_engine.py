@@ -391,6 +391,7 @@ class Engine:
                         reason="breached" if lock.kind == "breach" else "locked",
                         message=f"account {'breached' if lock.kind == 'breach' else 'locked'} by {lock.rule_id}{until}; "
                         f"only reduce-only orders are allowed" + (f" ({lock.reason})" if lock.reason else ""),
+                        extra={"until": lock.until.isoformat()} if lock.until is not None else {},
                     )
                 )
         return out

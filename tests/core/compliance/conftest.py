@@ -358,10 +358,16 @@ def outcome(result: Decision | Enforcement) -> str:
     return "allow" if result.outcome == "warn" else result.outcome
 
 
-def computed_value(result: Decision | Enforcement, key: str) -> Any:
-    """Extract a ``computed`` value from the explanation; None when this mapping has no extractor."""
+#: ``computed`` keys read as instants and as lists of dates.
+TIME_KEYS = frozenset(
+    {"day_boundary_utc", "local_time", "flat_by", "lock_until", "session_start_utc", "day_start_utc", "reset_utc"}
+)
+LIST_KEYS = frozenset({"business_days", "window"})
+
+
+def _rows(result: Decision | Enforcement) -> tuple[dict[str, Any], dict[str, str]]:
     rows = [*result.fired, *result.warnings, *result.evaluated]
-    by_kind = {}
+    by_kind: dict[str, Any] = {}
     for row in rows:
         by_kind.setdefault(row.kind, row)
     extras: dict[str, str] = {}
@@ -370,28 +376,72 @@ def computed_value(result: Decision | Enforcement, key: str) -> Any:
     if isinstance(result, Enforcement):
         for status in result.objectives:
             extras.update(status.extra)
-    table = {
-        "daily_floor": lambda: by_kind["daily_loss"].threshold,
-        "dll_floor": lambda: by_kind["daily_loss"].threshold,
-        "daily_base": lambda: by_kind["daily_loss"].base,
-        "mll": lambda: by_kind["trailing_max_loss"].threshold,
-        "day_boundary_utc": lambda: by_kind["daily_loss"].base_at,
-        "leverage_cap": lambda: Decimal(extras["leverage_cap"]),
-        "initial_margin_pct": lambda: Decimal(extras["initial_margin_pct"]),
-        "margin_level_pct": lambda: Decimal(extras["margin_level_pct"]),
-        "best_day_share": lambda: Decimal(extras["best_day_share"]),
-        "local_time": lambda: T(extras["local_time"]),
-        "day_trades_in_window_incl_proposed": lambda: by_kind["pattern_day_trader"].measured,
-        "business_days": lambda: extras["business_days"].split(","),
-        "window": lambda: extras["window"].split(".."),
-        "flat_by": lambda: T(extras["flat_by"]),
-    }
-    return table[key]() if key in table else None
+    return by_kind, extras
+
+
+def _lock_until(result: Decision | Enforcement) -> Any:
+    if isinstance(result, Enforcement):
+        return next(a.until for a in result.actions if a.type == "lock")
+    return next(f for f in result.fired if f.reason == "locked").extra.get("until")
+
+
+def _contracts(by_kind: dict[str, Any], field: str) -> Any:
+    row = by_kind.get("scaling_plan") or by_kind["max_position_size"]
+    return getattr(row, field)
+
+
+#: ``computed`` key -> how to read it from a decision (synonyms a scenario author may use included).
+EXTRACTORS: dict[str, Any] = {
+    "daily_floor": lambda k, x, r: k["daily_loss"].threshold,
+    "dll_floor": lambda k, x, r: k["daily_loss"].threshold,
+    "daily_loss_floor": lambda k, x, r: k["daily_loss"].threshold,
+    "daily_drawdown_floor": lambda k, x, r: k["daily_loss"].threshold,
+    "daily_base": lambda k, x, r: k["daily_loss"].base,
+    "day_start_balance": lambda k, x, r: k["daily_loss"].base,
+    "session_start_balance": lambda k, x, r: k["daily_loss"].base,
+    "day_boundary_utc": lambda k, x, r: k["daily_loss"].base_at,
+    "session_start_utc": lambda k, x, r: k["daily_loss"].base_at,
+    "day_start_utc": lambda k, x, r: k["daily_loss"].base_at,
+    "reset_utc": lambda k, x, r: k["daily_loss"].base_at,
+    "mll": lambda k, x, r: k["trailing_max_loss"].threshold,
+    "trailing_floor": lambda k, x, r: k["trailing_max_loss"].threshold,
+    "drawdown_floor": lambda k, x, r: k["trailing_max_loss"].threshold,
+    "high_water_mark": lambda k, x, r: k["trailing_max_loss"].base,
+    "hwm": lambda k, x, r: k["trailing_max_loss"].base,
+    "max_loss_floor": lambda k, x, r: k["max_loss"].threshold,
+    "static_floor": lambda k, x, r: k["max_loss"].threshold,
+    "leverage_cap": lambda k, x, r: Decimal(x["leverage_cap"]),
+    "requested_leverage": lambda k, x, r: k["leverage_cap"].measured,
+    "initial_margin_pct": lambda k, x, r: Decimal(x["initial_margin_pct"]),
+    "margin_level_pct": lambda k, x, r: Decimal(x["margin_level_pct"]),
+    "close_out_level": lambda k, x, r: k["margin_close_out"].threshold,
+    "best_day_share": lambda k, x, r: Decimal(x["best_day_share"]),
+    "local_time": lambda k, x, r: T(x["local_time"]),
+    "flat_by": lambda k, x, r: T(x["flat_by"]),
+    "day_trades_in_window_incl_proposed": lambda k, x, r: k["pattern_day_trader"].measured,
+    "business_days": lambda k, x, r: x["business_days"].split(","),
+    "window": lambda k, x, r: x["window"].split(".."),
+    "max_contracts": lambda k, x, r: _contracts(k, "threshold"),
+    "allowed_contracts": lambda k, x, r: _contracts(k, "threshold"),
+    "open_contracts": lambda k, x, r: _contracts(k, "measured"),
+    "risk_at_sl": lambda k, x, r: k["max_risk_per_position"].measured,
+    "risk_limit": lambda k, x, r: k["max_risk_per_position"].threshold,
+    "intraday_requirement": lambda k, x, r: k["intraday_margin"].threshold,
+    "lock_until": lambda k, x, r: _lock_until(r),
+}
+
+
+def computed_value(result: Decision | Enforcement, key: str) -> Any:
+    """Extract a ``computed`` value from the explanation (``KeyError`` for a key without an extractor)."""
+    by_kind, extras = _rows(result)
+    value = EXTRACTORS[key](by_kind, extras, result)
+    return T(value) if key in TIME_KEYS and isinstance(value, str) else value
 
 
 def expected_value(key: str, value: Any) -> Any:
-    if key in ("day_boundary_utc", "local_time", "flat_by"):
+    """The scenario's expected ``computed`` value as the engine reports it."""
+    if key in TIME_KEYS:
         return T(value)
-    if key in ("business_days", "window"):
+    if key in LIST_KEYS:
         return [str(v) for v in value]
     return Decimal(str(value))
