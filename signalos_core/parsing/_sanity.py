@@ -56,6 +56,8 @@ PENALTIES: dict[str, float] = {
     "out_of_scope": 0.5,
 }
 _TWO = Decimal(2)
+_HUNDRED = Decimal(100)
+_TP_FIELDS = tuple(f"tp[{k}]" for k in range(16))  # span names of the usual TP counts, built once
 _OUTLIER_SHARE = Decimal("0.3")  # a price further than 30 % from the message's median is implausible
 
 
@@ -128,8 +130,12 @@ class _Final:
             tps = [self._thousands(v, t, band) for v, t in tps]
             sl = self._thousands(sl[0], sl[1], band) if sl else None
         # whole message in last-digit shorthand (Persian channels: "56 و 60", "استاپ 63")
-        values = [v for v, _ in entry_vals] + [v for v, _ in tps] + ([sl[0]] if sl else [])
-        if band is not None and values and band[0] >= 100 and all(v < 100 and v == v.to_integral() for v in values):
+        values = (
+            [v for v, _ in entry_vals] + [v for v, _ in tps] + ([sl[0]] if sl else [])
+            if band is not None and band[0] >= _HUNDRED
+            else None  # only symbols priced in the hundreds or more can be written in last-digit shorthand
+        )
+        if values and all(v < _HUNDRED and v == v.to_integral() for v in values):
             self.flags.add("shorthand_prices")
             if self.price is None:
                 self.flags.add("needs_reference_price")
@@ -147,8 +153,9 @@ class _Final:
         f["sl"] = sl[0] if sl else None
         self.span("sl", sl[1] if sl else None, "label SL")
         f["tp"] = tuple(v for v, _ in tps)
+        spans = self.spans
         for k, (_, tok) in enumerate(tps):
-            self.span(f"tp[{k}]", tok, "label TP")
+            spans.append(Span(_TP_FIELDS[k] if k < len(_TP_FIELDS) else f"tp[{k}]", tok.start, tok.end, "label TP"))
         f["tp_open"] = d.tp_open
         f["sl_pips"] = d.sl_pips[0] if d.sl_pips else None
         f["tp_pips"] = tuple(v for v, _ in d.tp_pips)

@@ -119,6 +119,7 @@ _EMOJI_LABELS = {
 }
 _KEYCAP = "\u20e3"
 _PHRASE_GLUE = ("-", "&")
+_MISSING = object()
 
 
 class Tok:
@@ -180,22 +181,20 @@ def parse_number(raw: str) -> tuple[Decimal | None, int, str | None]:
     return (value, len(frac), flag)
 
 
-# A cached token template: kind, start and end relative to its word, text, and the attributes that differ
-# from Tok's class defaults (``None`` when none do). Tuples, not dicts: setting four attributes and
-# updating from a usually empty mapping is the cheapest way to stamp out a token.
-Piece = tuple[int, int, int, str, dict[str, object] | None]
+# A cached token template: kind, start and end relative to its word, and the token's attributes (those
+# that differ from Tok's class defaults). Copying the attribute dict into a fresh instance and fixing the
+# offsets is the cheapest way to stamp out a token (measured against Tok(...) and per-attribute stores).
+Piece = tuple[int, int, int, dict[str, object]]
 _CACHE_MAX = 100_000
 
 
-def _extras(tok: Tok) -> dict[str, object] | None:
-    extras = {}
+def _attrs(tok: Tok) -> dict[str, object]:
+    attrs = {}
     for key, value in vars(tok).items():
-        if key in ("kind", "start", "end", "text"):
-            continue
-        default = getattr(Tok, key)
+        default = getattr(Tok, key, _MISSING)
         if type(value) is not type(default) or value != default:
-            extras[key] = value
-    return extras or None
+            attrs[key] = value
+    return attrs
 
 
 def _word_pieces(lex: Lexicon, text: str) -> tuple[tuple[Piece, ...], tuple[int, ...]]:
@@ -204,7 +203,7 @@ def _word_pieces(lex: Lexicon, text: str) -> tuple[tuple[Piece, ...], tuple[int,
     out: list[Tok] = []
     _word_token(lex, 0, len(text), text, out)
     entry = (
-        tuple((tok.kind, tok.start, tok.end, tok.text, _extras(tok)) for tok in out),
+        tuple((tok.kind, tok.start, tok.end, _attrs(tok)) for tok in out),
         tuple(k for k, tok in enumerate(out) if tok.text in lex.phrases),
     )
     if len(lex.token_cache) < _CACHE_MAX:
@@ -286,8 +285,8 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:  # noqa: PLR0915 - the hot l
     slash = False
     phrase_starts: list[int] = []
     nums: list[int] = []
-    # Tokens are stamped out attribute by attribute (object.__new__ + four stores): measurably cheaper
-    # than Tok(...) or updating the instance dict from a template, and this loop runs once per token.
+    # Tokens are stamped out without Tok.__init__ (object.__new__, then a template's attributes or a
+    # few stores): measurably cheaper, and this loop runs once per token.
     for m in _MASTER.finditer(low):
         group = m.lastindex
         if group == _G_WORD:
@@ -297,16 +296,13 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:  # noqa: PLR0915 - the hot l
             pieces, starts = entry
             for k in starts:
                 phrase_starts.append(len(toks) + k)
-            for kind, rel_start, rel_end, piece_text, extras in pieces:
+            for kind, rel_start, rel_end, attrs in pieces:
                 if kind == NUM:
                     nums.append(len(toks))
                 tok = new(Tok)
-                tok.kind = kind
+                tok.__dict__ = attrs.copy()
                 tok.start = start + rel_start
                 tok.end = start + rel_end
-                tok.text = piece_text
-                if extras is not None:
-                    tok.__dict__.update(extras)
                 append(tok)
         elif group == _G_NUM:
             raw = m[0]
