@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import schemathesis
 from email_validator import EmailNotValidError, validate_email
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -151,6 +151,14 @@ def trader(fuzz_target: tuple[Litestar, asgi.ASGIClient], request: pytest.Fixtur
     :func:`test_known_failures_still_fail`'s job.
     """
     label = getattr(request.node, "operation_label", None)
+    if (
+        isinstance(label, str)
+        and label.startswith("GET ")
+        and _backend(request.getfixturevalue("migrated_db_url")) == "postgres"
+    ):
+        # Time budget: on PostgreSQL only the writes are fuzzed (where user strings and numbers reach the
+        # database's own type limits); reads run the same code and checks on SQLite.
+        pytest.skip("reads are fuzzed on SQLite only")
     if isinstance(label, str) and label in KNOWN_FAILURES:
         request.applymarker(pytest.mark.xfail(strict=False, reason=KNOWN_FAILURES[label]))
     return register_and_login(fuzz_target[1])  # type: ignore[arg-type]  # same calls as Litestar's TestClient
@@ -196,6 +204,29 @@ def test_api(
     except BaseException:
         _FAILED.add(key)
         raise
+
+
+# Arbitrary bytes, and bytes that start like the archives a package could be (zip, gzip, tar).
+_UPLOADS = st.one_of(
+    st.binary(min_size=1, max_size=2048),
+    st.tuples(st.sampled_from([b"PK\x03\x04", b"\x1f\x8b\x08", b"ustar\x00"]), st.binary(max_size=2048)).map(
+        lambda parts: parts[0] + parts[1]
+    ),
+)
+
+
+@settings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(upload=_UPLOADS)
+def test_publish_refuses_arbitrary_uploads_with_a_problem(
+    fuzz_target: tuple[Litestar, asgi.ASGIClient], trader: dict[str, Any], upload: bytes
+) -> None:
+    """The excluded raw upload (POST /api/marketplace/versions), fuzzed by hand: garbage is a 4xx problem."""
+    _, client = fuzz_target
+    headers = {**trader["headers"], "Content-Type": "application/octet-stream"}
+    response = client.post("/api/marketplace/versions", data=upload, headers=headers)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    assert {"code", "type", "status", "title"} <= set(response.json()), response.text
 
 
 def test_known_failures_still_fail(fuzz_target: tuple[Litestar, asgi.ASGIClient], migrated_db_url: str) -> None:
