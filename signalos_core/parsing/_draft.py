@@ -86,15 +86,18 @@ def line_info(toks: list[Tok]) -> tuple[list[int], list[bool]]:
     line = 0
     for tok in toks:
         kind = tok.kind
-        if kind == NL:
-            line += 1
-        elif kind == WORD:
+        if kind == WORD:  # the commonest kind first
             if "and" not in tok.concepts:
                 words.add(line)
+        elif kind == NL:
+            line += 1
         elif kind == NUM and tok.ncls == PRICE:
             nums.add(line)
         append(line)
-    return line_of, [k in nums and k not in words for k in range(line + 1)]
+    bare = [False] * (line + 1)
+    for k in nums - words:
+        bare[k] = True
+    return line_of, bare
 
 
 def modal_decimals(toks: list[Tok]) -> int:

@@ -71,8 +71,9 @@ class _Extractor(TokenView):
 
     def run(self) -> list[Draft]:
         toks = self.toks
+        consumed = self.consumed  # the same set the handlers add to
         for i, tok in enumerate(toks):
-            if i in self.consumed:
+            if i in consumed:
                 continue
             kind = tok.kind
             if kind == NL:
@@ -306,7 +307,8 @@ class _Extractor(TokenView):
                 self.coin = (self.lex.coin(self.coin[1].text, sats=True) or self.coin[0], self.coin[1])
         elif tok.nflag == "comma_decimal":
             d.flags.add("comma_decimal")
-        if self._split_decimal(i, tok):
+        start = tok.start
+        if start and self.text[start - 1] == "." and self._split_decimal(i, tok):
             return
         label = self.label
         line = self.line_of[i]
