@@ -84,6 +84,18 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
     EnvVar("SIGNALOS_ARGON2_MEMORY_KIB", "65536", "argon2id memory in KiB (argon2-cffi default: 64 MiB)."),
     EnvVar("SIGNALOS_ARGON2_PARALLELISM", "4", "argon2id lanes."),
     EnvVar("SIGNALOS_RATE_LIMIT_PER_MINUTE", "1200", "Per-IP flood guard over all API requests (0 disables)."),
+    EnvVar(
+        "SIGNALOS_COMPLIANCE_CLOCK_INTERVAL",
+        "30",
+        "Seconds between compliance clock ticks (day boundaries, weekend close, close-by times, news windows); "
+        "each event is claimed in the database, so every replica may tick. 0 disables the loop.",
+    ),
+    EnvVar(
+        "SIGNALOS_ONBOARDING_ALLOW_PRIVATE_TARGETS",
+        "0",
+        "`1` lets onboarding connection tests reach private and loopback addresses (off: users cannot probe the "
+        "service's own network).",
+    ),
     EnvVar("SIGNALOS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR. Logs are JSON lines on stderr."),
     EnvVar("SIGNALOS_VAR_DIR", "./var", "Directory for local state (SQLite file, outboxes, dev mail outbox)."),
     # Two-factor authentication (service/twofactor, docs/security.md).
@@ -149,6 +161,26 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -
     return value
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {raw!r}", field=name)
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "0")
+    if raw not in ("0", "1"):
+        raise ConfigurationError(f"{name} must be 0 or 1, got {raw!r}", field=name)
+    return raw == "1"
+
+
 def _decode_key(name: str, text: str) -> bytes:
     try:
         key = base64.urlsafe_b64decode(text.strip().encode())
@@ -183,6 +215,8 @@ class Settings:
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
     rate_limit_per_minute: int = 1200
+    compliance_clock_interval: float = 30.0
+    onboarding_allow_private_targets: bool = False
     log_level: str = "INFO"
     var_dir: Path = Path("var")
     totp_issuer: str = "SignalOS"
@@ -269,6 +303,8 @@ class Settings:
         if port > 65535:
             raise ConfigurationError("SIGNALOS_PORT must be <= 65535", field="SIGNALOS_PORT")
         var_dir = Path(env.get("SIGNALOS_VAR_DIR", "./var"))
+        clock_interval = _seconds(env, "SIGNALOS_COMPLIANCE_CLOCK_INTERVAL", 30.0)
+        allow_private = _flag(env, "SIGNALOS_ONBOARDING_ALLOW_PRIVATE_TARGETS")
         parallelism = _int(env, "SIGNALOS_ARGON2_PARALLELISM", 4, minimum=1)
         memory_kib = _int(env, "SIGNALOS_ARGON2_MEMORY_KIB", 65536, minimum=8)
         if memory_kib < 8 * parallelism:  # argon2's own lower bound
@@ -310,6 +346,8 @@ class Settings:
             argon2_memory_kib=memory_kib,
             argon2_parallelism=parallelism,
             rate_limit_per_minute=_int(env, "SIGNALOS_RATE_LIMIT_PER_MINUTE", 1200),
+            compliance_clock_interval=clock_interval,
+            onboarding_allow_private_targets=allow_private,
             log_level=log_level,
             var_dir=var_dir,
             totp_issuer=env.get("SIGNALOS_TOTP_ISSUER") or "SignalOS",

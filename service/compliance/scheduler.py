@@ -43,7 +43,6 @@ from service.compliance.models import ClockJob, TradingAccount
 from signalos_core.compliance import ClockEvent, Profile
 
 __all__ = [
-    "CLOCK_INTERVAL_ENV",
     "LOOKBACK",
     "AlreadyClaimed",
     "ClockScheduler",
@@ -52,7 +51,6 @@ __all__ = [
     "due_events",
 ]
 
-CLOCK_INTERVAL_ENV = "SIGNALOS_COMPLIANCE_CLOCK_INTERVAL"
 LOOKBACK = dt.timedelta(days=3)
 _FX_CLOSE_ZONE = ZoneInfo("America/New_York")
 _FX_CLOSE_TIME = dt.time(17, 0)
@@ -219,15 +217,6 @@ class ClockScheduler:
                       outcome=enforcement.outcome, replica=self.replica)  # fmt: skip
 
 
-def clock_interval() -> float:
-    """Seconds between ticks from ``SIGNALOS_COMPLIANCE_CLOCK_INTERVAL`` (default 30; 0 disables)."""
-    raw = os.environ.get(CLOCK_INTERVAL_ENV, "30")
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return 30.0
-
-
 @contextlib.asynccontextmanager
 async def compliance_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Attach the audit log, the engine cache and the clock scheduler; run the scheduler's loop."""
@@ -247,7 +236,7 @@ async def compliance_lifespan(app: Litestar) -> AsyncIterator[None]:
         locks=app.state.compliance_locks,
     )
     app.state.compliance_scheduler = scheduler
-    interval = clock_interval()
+    interval = app.state.settings.compliance_clock_interval
     task: asyncio.Task[None] | None = None
 
     async def loop() -> None:

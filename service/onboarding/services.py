@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -61,7 +60,6 @@ from signalos_core.onboarding import (
 from signalos_core.plugins import ConnectionDiagnosis
 
 __all__ = [
-    "ALLOW_PRIVATE_ENV",
     "OnboardingRuntime",
     "OnboardingService",
     "configure_onboarding",
@@ -73,7 +71,6 @@ __all__ = [
     "step_out",
 ]
 
-ALLOW_PRIVATE_ENV = "SIGNALOS_ONBOARDING_ALLOW_PRIVATE_TARGETS"
 _ACTIVITY_RESOLUTION = timedelta(seconds=60)
 
 for _code, _status, _title, _description in (
@@ -167,7 +164,7 @@ def onboarding_runtime(app: Litestar) -> OnboardingRuntime:
     """The app's runtime, created on first use from the environment."""
     runtime = getattr(app.state, "onboarding", None)
     if not isinstance(runtime, OnboardingRuntime):
-        allow = os.environ.get(ALLOW_PRIVATE_ENV, "0") == "1"
+        allow = bool(app.state.settings.onboarding_allow_private_targets)
         runtime = OnboardingRuntime(
             testers=ConnectionTesters(policy=TargetPolicy(allow_private=allow)),
             providers=marketplace_providers(app.state),

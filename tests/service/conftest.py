@@ -115,6 +115,7 @@ def make_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
         "SIGNALOS_RATE_LIMIT_PER_MINUTE": "0",
         "SIGNALOS_LOG_LEVEL": "WARNING",
         "SIGNALOS_VAR_DIR": str(tmp_path / "var"),
+        "SIGNALOS_COMPLIANCE_CLOCK_INTERVAL": "0",  # tests drive clock ticks themselves
     }
     env.update({key: str(value) for key, value in overrides.items()})
     return Settings.from_env(env)

@@ -66,11 +66,6 @@ rules:
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_clock_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIGNALOS_COMPLIANCE_CLOCK_INTERVAL", "0")
-
-
 def now_iso(offset_seconds: float = 0) -> str:
     """The current UTC time (plus an offset) in ISO 8601, as feeds and orders send it."""
     return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset_seconds)).isoformat()

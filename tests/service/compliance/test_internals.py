@@ -30,9 +30,9 @@ from service.compliance.engine import (
     state_for_check,
 )
 from service.compliance.models import audit_meta
-from service.compliance.scheduler import clock_interval
 from service.db.engine import create_engine
 from service.problems import ProblemError
+from signalos_core import ConfigurationError
 from signalos_core.audit import AuditEntry, AuditQuery
 from signalos_core.compliance import Order
 from tests.service.compliance.conftest import World
@@ -141,11 +141,12 @@ async def test_serialised_retries_then_reports_busy(
 
 
 def test_clock_loop_ticks_and_survives_errors(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIGNALOS_COMPLIANCE_CLOCK_INTERVAL", "nonsense")
-    assert clock_interval() == 30.0
-    monkeypatch.setenv("SIGNALOS_COMPLIANCE_CLOCK_INTERVAL", "0.05")
-    assert clock_interval() == 0.05
-    app = create_app(make_settings(db_url, tmp_path))
+    with pytest.raises(ConfigurationError) as bad:
+        make_settings(db_url, tmp_path, SIGNALOS_COMPLIANCE_CLOCK_INTERVAL="nonsense")
+    assert bad.value.field == "SIGNALOS_COMPLIANCE_CLOCK_INTERVAL"
+    settings = make_settings(db_url, tmp_path, SIGNALOS_COMPLIANCE_CLOCK_INTERVAL="0.05")
+    assert settings.compliance_clock_interval == 0.05
+    app = create_app(settings)
     ticks: list[int] = []
     with TestClient(app=app) as client:
         scheduler = client.app.state.compliance_scheduler

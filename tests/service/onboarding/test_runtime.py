@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +13,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from service.app import create_app
-from service.onboarding.services import ALLOW_PRIVATE_ENV
-from service.settings import Settings
 from tests.core.onboarding.conftest import BRIDGE_LOGIN, BRIDGE_PASSWORD, BRIDGE_SERVER, LoopbackServers
-from tests.service.conftest import register_and_login
+from tests.service.conftest import make_settings, register_and_login
 
 
 def bridge(port: int, **extra: Any) -> dict[str, Any]:
@@ -32,13 +31,11 @@ def bridge(port: int, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("allow", "status"), [(None, "wrong_server"), ("1", "ok")])
-def test_private_targets_follow_the_environment(
-    settings: Settings, loopback: LoopbackServers, monkeypatch: pytest.MonkeyPatch, allow: str | None, status: str
+def test_private_targets_follow_the_settings(
+    db_url: str, tmp_path: Path, loopback: LoopbackServers, allow: str | None, status: str
 ) -> None:
-    if allow is None:
-        monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
-    else:
-        monkeypatch.setenv(ALLOW_PRIVATE_ENV, allow)
+    extra = {} if allow is None else {"SIGNALOS_ONBOARDING_ALLOW_PRIVATE_TARGETS": allow}
+    settings = make_settings(db_url, tmp_path, **extra)
     with TestClient(app=create_app(settings)) as client:
         user = register_and_login(client)
         response = client.post(
