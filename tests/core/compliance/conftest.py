@@ -121,8 +121,33 @@ def _day(value: Any) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
+SIZE_KEYS = ("lots", "contracts", "shares", "size", "quantity", "qty", "volume")
+#: Action types fed to ``check`` (orders) and to ``observe`` as fills; other types with an ``equity`` are equity
+#: updates, the rest clock events. Synonyms a scenario author may use are included.
+ORDER_TYPES = frozenset(
+    {"new_order", "order", "market_order", "place_order", "pending_order", "limit_order", "stop_order"}
+    | {"close_position", "close_order", "close", "modify_order", "reduce_order", "partial_close"}
+)
+FILL_TRIGGERS = {
+    "fill": None,
+    "order_fill": None,
+    "execution": None,
+    "close_fill": None,
+    "position_closed": None,
+    "trade_closed": None,
+    "sl_fill": "stop_loss",
+    "stop_loss_fill": "stop_loss",
+    "sl_hit": "stop_loss",
+    "tp_fill": "take_profit",
+    "take_profit_fill": "take_profit",
+    "tp_hit": "take_profit",
+    "pending_activation": "pending",
+    "pending_fill": "pending",
+}
+
+
 def _size(item: dict[str, Any]) -> Decimal:
-    for key in ("lots", "contracts", "shares", "size"):
+    for key in SIZE_KEYS:
         if key in item:
             return Decimal(str(item[key]))
     raise KeyError("size")
@@ -177,6 +202,9 @@ def _day_start(raw: dict[str, Any], initial: Decimal | None, clock_at: dt.dateti
     day = raw.get("start_of_day") or raw.get("session_start") or raw.get("day_start")
     if day:
         return DaySnapshot(at=T(day["at"]), balance=Decimal(str(day["balance"])), equity=D(day.get("equity")))
+    scalar = _first(raw, "day_start_balance", "start_of_day_balance", "midnight_balance", "session_start_balance")
+    if scalar is not None and clock_at is not None:
+        return DaySnapshot(at=clock_at, balance=Decimal(str(scalar)), equity=D(raw.get("day_start_equity")))
     if raw.get("eod_profit") is not None and initial is not None and clock_at is not None:
         return DaySnapshot(at=clock_at, balance=initial + Decimal(str(raw["eod_profit"])))
     return None
@@ -223,7 +251,7 @@ def build_state(raw: dict[str, Any], profile_key: str, engine: Engine | None = N
         day_start=_day_start(raw, initial, start),
         eod_balances=[
             EodBalance(day=_day(e["day"]), balance=Decimal(str(e["balance"])))
-            for e in raw.get("eod_balance_history", [])
+            for e in raw.get("eod_balance_history", raw.get("eod_balances", []))
         ],
         daily_pnl=[
             DailyPnl(day=_day(e["day"]), pnl=Decimal(str(e["pnl"])))
@@ -286,24 +314,31 @@ def run(engine: Engine, state: AccountState, action: dict[str, Any]) -> Decision
     """Feed the scenario's action: an order through ``check``, anything else through ``observe``."""
     at = T(action["at"])
     kind = action["type"]
-    if kind in ("new_order", "close_position", "close_order", "close", "modify_order"):
-        closing = kind != "new_order" or str(action.get("intent", "")).startswith(("close", "reduce"))
+    if kind in ORDER_TYPES:
+        closing = kind in (
+            "close_position",
+            "close_order",
+            "close",
+            "modify_order",
+            "reduce_order",
+            "partial_close",
+        ) or str(action.get("intent", "")).startswith(("close", "reduce"))
         ticket = _first(action, "position_id", "ticket", "close_ticket", "closes")
         target = next((p for p in state.positions if p.id == ticket), None)
         opposite = {"buy": "sell", "sell": "buy"}
         order = Order(
             symbol=action.get("symbol") or (target.symbol if target else ""),
             side=action.get("side") or (opposite[target.side] if target else "sell"),
-            size=_size(action)
-            if any(k in action for k in ("lots", "contracts", "shares", "size")) or target is None
-            else target.size,
+            size=_size(action) if any(k in action for k in SIZE_KEYS) or target is None else target.size,
             at=at,
-            order_type=action.get("order_type", "market")
+            order_type=action["order_type"]
             if action.get("order_type") in ("market", "limit", "stop")
-            else "market",
+            else (
+                "limit" if kind in ("pending_order", "limit_order") else "stop" if kind == "stop_order" else "market"
+            ),
             price=D(_first(action, "expected_entry", "price", "entry")),
-            stop_loss=D(action.get("stop_loss")),
-            take_profit=D(action.get("take_profit")),
+            stop_loss=D(_first(action, "stop_loss", "sl")),
+            take_profit=D(_first(action, "take_profit", "tp")),
             requested_leverage=D(action.get("requested_leverage")),
             margin=D(_first(action, "margin", "initial_margin")),
             margin_requirement=D(_first(action, "margin_requirement", "additional_margin")),
@@ -315,36 +350,61 @@ def run(engine: Engine, state: AccountState, action: dict[str, Any]) -> Decision
             intent="close" if closing else "open",
         )
         return engine.check(state, order)
-    if kind == "equity_update":
-        return engine.observe(
-            state, EquityUpdate(at=at, equity=Decimal(str(action["equity"])), balance=D(action.get("balance")))
-        )
-    if kind in ("fill", "sl_fill", "tp_fill", "stop_loss_fill", "take_profit_fill", "pending_activation"):
-        trigger = {
-            "sl_fill": "stop_loss",
-            "stop_loss_fill": "stop_loss",
-            "tp_fill": "take_profit",
-            "take_profit_fill": "take_profit",
-            "pending_activation": "pending",
-        }.get(kind, action.get("trigger", "market"))
+    if kind in FILL_TRIGGERS:
+        ticket = action.get("position_id")
+        target = next((p for p in state.positions if p.id == ticket), None)
+        opposite = {"buy": "sell", "sell": "buy"}
         return engine.observe(
             state,
             Fill(
                 at=at,
-                symbol=action["symbol"],
-                side=action["side"],
-                size=_size(action),
+                symbol=action.get("symbol") or (target.symbol if target else ""),
+                side=action.get("side") or (opposite[target.side] if target else "buy"),
+                size=_size(action) if any(k in action for k in SIZE_KEYS) or target is None else target.size,
                 price=Decimal(str(_first(action, "price", "fill_price", "exit", "entry"))),
-                action="close" if action.get("net_pnl") is not None or action.get("position_id") else "open",
-                position_id=action.get("position_id"),
+                action="close" if action.get("net_pnl") is not None or ticket else "open",
+                position_id=ticket,
                 net_pnl=D(action.get("net_pnl")),
-                trigger=trigger,
+                trigger=FILL_TRIGGERS[kind] or action.get("trigger", "market"),
             ),
         )
-    assert kind == "clock", action
+    if action.get("equity") is not None:
+        return engine.observe(
+            state, EquityUpdate(at=at, equity=Decimal(str(action["equity"])), balance=D(action.get("balance")))
+        )
     return engine.observe(
-        state, ClockEvent(at=at, event=action["event"], instruments_closing=action.get("instruments_closing", []))
+        state,
+        ClockEvent(
+            at=at,
+            event=_clock_event(str(action.get("event", kind))),
+            instruments_closing=action.get("instruments_closing", []),
+        ),
     )
+
+
+CLOCK_EVENTS = frozenset(
+    {"day_boundary", "weekend_market_close", "market_break", "position_time_check", "objectives_evaluation"}
+)
+CLOCK_SYNONYMS = {
+    "daily_reset": "day_boundary",
+    "day_reset": "day_boundary",
+    "session_start": "day_boundary",
+    "new_session": "day_boundary",
+    "midnight": "day_boundary",
+    "end_of_day": "day_boundary",
+    "eod": "day_boundary",
+    "weekend_close": "weekend_market_close",
+    "friday_close": "weekend_market_close",
+    "market_close": "weekend_market_close",
+    "objectives": "objectives_evaluation",
+    "evaluate_objectives": "objectives_evaluation",
+}
+
+
+def _clock_event(name: str) -> Any:
+    """The engine's clock event for a scenario's event name; anything else is a plain time check."""
+    name = CLOCK_SYNONYMS.get(name, name)
+    return name if name in CLOCK_EVENTS else "position_time_check"
 
 
 def violated(result: Decision | Enforcement) -> set[str]:
