@@ -1,7 +1,8 @@
 """API robustness gate: schemathesis fuzzes every documented operation in-process as a logged-in trader.
 
 For each operation, schema-valid and schema-violating requests (hypothesis, a few examples each) go through the
-ASGI app and every response must pass schemathesis' checks:
+ASGI app (schemathesis' in-process client, one app and lifespan per backend) and every response must pass
+schemathesis' checks:
 
 - no 5xx (``not_a_server_error``);
 - the status, content type, headers and body conform to the served OpenAPI document; every error is documented
@@ -11,10 +12,15 @@ ASGI app and every response must pass schemathesis' checks:
   never refused as malformed (``positive_data_acceptance``: only 2xx, 401, 403, 404, 409, 422, 429 may answer it);
 - an operation that declares authentication refuses requests without it (``ignored_auth``).
 
-On top of that :func:`_assert_problem` checks every 4xx explicitly (content type and the four members).
-Bounded: a few examples per operation, no shrinking beyond hypothesis' default, coverage phase off (its
-deterministic boundary cases are several thousand requests; the fuzzing phase's negative mode covers the same
-kinds of violation randomly).
+On top of that :func:`_assert_problem` checks every 4xx explicitly (content type, the four members, and a
+``validation_error`` names each bad field). Bounded: 3 examples per operation and generation mode,
+deterministic (no flaky gate), coverage phase off (its boundary cases are several thousand requests; the
+negative mode covers the same kinds of violation). PostgreSQL fuzzes the writes only (see :func:`trader`).
+Excluded: ``POST /api/marketplace/versions`` (raw octet-stream upload, fuzzed by hand in
+:func:`test_publish_refuses_arbitrary_uploads_with_a_problem`).
+
+Run: ``.venv/bin/pytest tests/service/test_api_fuzz.py -q -p no:cacheprovider`` (add
+``SIGNALOS_TEST_POSTGRES_URL=...`` for PostgreSQL). A failure prints a curl line that reproduces it.
 """
 
 from __future__ import annotations
