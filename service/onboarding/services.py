@@ -1,13 +1,14 @@
 """Onboarding logic over the database: state, submissions (idempotent), skips, connection tests, firm steps.
 
 The state machine is the library's :class:`~signalos_core.onboarding.OnboardingEngine`; this module loads and
-stores its records, reads the user's real facts (2FA enrolment from the two-factor area's ``mfa_totp`` table
-when that area is installed, the firm's 2FA requirement), and maps library errors to problem+json. Funnels and
+stores its records, reads the user's real facts (the verified email from ``user_account.email_verified_at``,
+2FA enrolment from the two-factor area's ``mfa_totp`` table when that area is installed, the firm's 2FA
+requirement), and maps library errors to problem+json. Funnels and
 per-user progress are in :mod:`service.onboarding.reports`.
 
 Connection testing: the app-wide :class:`OnboardingRuntime` holds the testers. By default user-supplied hosts
 may only resolve to public addresses (no probing of the service's own network); tests and single-user desktop
-deployments set ``SIGNALOS_ONBOARDING_ALLOW_PRIVATE_TARGETS=1`` or call :func:`configure_onboarding`.
+deployments set ``SIGNALOS_ONBOARDING_ALLOW_PRIVATE_TARGETS=1`` (a setting) or call :func:`configure_onboarding`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts.models import Firm
+from service.accounts.models import Firm, User
 from service.db.models import metadata
 from service.onboarding.models import (
     FirmOnboardingStep,
@@ -266,11 +267,9 @@ class OnboardingService:
             enabled = await self.db.execute(select(totp.c.enabled_at).where(totp.c.user_id == user_id))
             row = enabled.first()
             two_factor = row is not None and row[0] is not None
-        email: bool | None = None
-        users = metadata.tables["user_account"]
-        if "email_verified_at" in users.c:
-            verified = await self.db.scalar(select(users.c.email_verified_at).where(users.c.id == user_id))
-            email = verified is not None
+        # The accounts area's real verification state (POST /api/me/email/verify): never a submitted code.
+        verified = await self.db.scalar(select(User.email_verified_at).where(User.id == user_id))
+        email = verified is not None
         firm_requires = False
         if firm_id is not None:
             firm_requires = bool(await self.db.scalar(select(Firm.require_2fa).where(Firm.id == firm_id)))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +12,19 @@ from litestar.testing import TestClient
 
 from service.onboarding.providers import marketplace_providers
 from service.onboarding.services import OnboardingRuntime, configure_onboarding
+from service.settings import Settings
 from signalos_core.onboarding import ConnectionTesters, TargetPolicy
 from tests.core.onboarding.conftest import HttpApi, http_api, loopback  # noqa: F401 - shared fixtures
-from tests.service.conftest import register_and_login
+from tests.service.conftest import make_settings, register_and_login
+from tests.service.twofactor.conftest import Outbox
+
+VerifyEmail = Callable[[dict[str, Any]], None]
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """Test settings with the JSONL dev outbox, so email-verification codes can be read back."""
+    return make_settings(db_url, tmp_path, SIGNALOS_OUTBOX_PATH=tmp_path / "outbox.jsonl")
 
 
 @pytest.fixture
@@ -41,3 +52,20 @@ def client(app: Litestar, runtime: OnboardingRuntime) -> Iterator[TestClient[Lit
 def trader(client: TestClient[Litestar]) -> dict[str, Any]:
     """A freshly registered, logged-in trader."""
     return register_and_login(client)
+
+
+@pytest.fixture
+def verify_email(client: TestClient[Litestar], settings: Settings) -> VerifyEmail:
+    """Verify a logged-in user's address for real: request a code, read it from the outbox, send it back."""
+    assert settings.outbox_path is not None
+    outbox = Outbox(settings.outbox_path)
+
+    def run(user: dict[str, Any]) -> None:
+        sent = client.post("/api/me/email/verification", headers=user["headers"])
+        assert sent.status_code == 202, sent.text
+        code = outbox.last_code(user["email"])
+        done = client.post("/api/me/email/verify", json={"code": code}, headers=user["headers"])
+        assert done.status_code == 200, done.text
+        assert done.json()["email_verified"] is True
+
+    return run

@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from tests.service.conftest import promote, register_and_login
+from tests.service.onboarding.conftest import VerifyEmail
 
 KYC_STEP = {
     "id": "firm_kyc",
@@ -107,9 +108,10 @@ def test_firm_adds_a_required_step(client: TestClient[Litestar], world: dict[str
     assert client.get(f"/api/onboarding/admin/firms/{acme}/steps", headers=admin).json() == []
 
 
-def test_firm_requiring_2fa(client: TestClient[Litestar], world: dict[str, Any]) -> None:
+def test_firm_requiring_2fa(client: TestClient[Litestar], world: dict[str, Any], verify_email: VerifyEmail) -> None:
     trader = world["strict_trader"]["headers"]
-    for step, answers in (("profile", {"display_name": "S", "timezone": "UTC"}), ("verify_email", {"code": "1234"})):
+    verify_email(world["strict_trader"])
+    for step, answers in (("profile", {"display_name": "S", "timezone": "UTC"}), ("verify_email", {})):
         assert (
             client.post(f"/api/onboarding/steps/{step}", json={"answers": answers}, headers=trader).status_code == 200
         )
@@ -223,11 +225,14 @@ def test_refusals(client: TestClient[Litestar], world: dict[str, Any]) -> None:
         assert getattr(client, method)(path).status_code == 401, path
 
 
-def test_real_2fa_enrolment_completes_the_step(client: TestClient[Litestar], world: dict[str, Any]) -> None:
+def test_real_2fa_enrolment_completes_the_step(
+    client: TestClient[Litestar], world: dict[str, Any], verify_email: VerifyEmail
+) -> None:
     import pyotp
 
     trader = world["strict_trader"]["headers"]
-    for step, answers in (("profile", {"display_name": "S", "timezone": "UTC"}), ("verify_email", {"code": "1234"})):
+    verify_email(world["strict_trader"])
+    for step, answers in (("profile", {"display_name": "S", "timezone": "UTC"}), ("verify_email", {})):
         assert (
             client.post(f"/api/onboarding/steps/{step}", json={"answers": answers}, headers=trader).status_code == 200
         )

@@ -15,7 +15,9 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from service.settings import Settings
 from tests.service.conftest import promote, register_and_login
+from tests.service.twofactor.conftest import Outbox
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "onboarding.md"
 BLOCK = re.compile(r"```http\n(.*?)```", re.DOTALL)
@@ -37,7 +39,7 @@ def parse_request(text: str) -> tuple[str, str, dict[str, str], Any]:
     return method, path, headers, json.loads(body) if body.strip() else None
 
 
-def test_doc_examples_run(client: TestClient[Litestar], db_url: str) -> None:
+def test_doc_examples_run(client: TestClient[Litestar], db_url: str, settings: Settings) -> None:
     trader = register_and_login(client)
     root = register_and_login(client)
     promote(db_url, root["user_id"], "platform_admin")
@@ -61,6 +63,9 @@ def test_doc_examples_run(client: TestClient[Litestar], db_url: str) -> None:
         block = raw
         for key, value in placeholders.items():
             block = block.replace(key, value)
+        if "<emailed-code>" in block:  # the code the service just emailed (to the dev outbox)
+            assert settings.outbox_path is not None
+            block = block.replace("<emailed-code>", Outbox(settings.outbox_path).last_code(trader["email"]))
         if block.startswith("HTTP/1.1"):
             assert pending is not None, block
             method, path, headers, body = pending

@@ -18,6 +18,7 @@ from tests.core.onboarding.conftest import (
     TELEGRAM_TOKEN,
     LoopbackServers,
 )
+from tests.service.onboarding.conftest import VerifyEmail
 
 PROFILE = {"display_name": "Alice", "timezone": "Europe/London", "experience": "intermediate"}
 SOURCE = {"kind": "telegram", "channel": "@signals_room", "bot_token": TELEGRAM_TOKEN}
@@ -49,7 +50,7 @@ def step_of(state: dict[str, Any], step_id: str) -> dict[str, Any]:
 
 
 def test_new_user_completes_the_whole_flow(
-    client: TestClient[Litestar], trader: dict[str, Any], loopback: LoopbackServers
+    client: TestClient[Litestar], trader: dict[str, Any], loopback: LoopbackServers, verify_email: VerifyEmail
 ) -> None:
     headers = trader["headers"]
     state = client.get("/api/onboarding", headers=headers).json()
@@ -59,9 +60,15 @@ def test_new_user_completes_the_whole_flow(
     assert step_of(state, "profile")["suggested"]["timezone"] == "UTC"
 
     assert submit(client, headers, "profile", PROFILE).status_code == 200
-    email = submit(client, headers, "verify_email", {"code": "483920"}).json()
-    assert email["step"]["verified_by"] == "submitted_proof"
-    assert "proof" in email["step"]["note"]
+    # the server knows whether the address is verified: a code typed into the wizard proves nothing
+    unverified = submit(client, headers, "verify_email", {"code": "483920"})
+    assert unverified.status_code == 409
+    assert unverified.json()["code"] == "onboarding_fact_missing"
+    verify_email(trader)  # POST /api/me/email/verification, then /api/me/email/verify with the emailed code
+    email = step_of(client.get("/api/onboarding", headers=headers).json(), "verify_email")
+    assert email["status"] == "completed"
+    assert email["verified_by"] == "server_state"
+    assert email["note"] is None
     skipped = client.post("/api/onboarding/steps/enable_2fa/skip", headers=headers)
     assert skipped.status_code == 200, skipped.text
     assert skipped.json()["step"]["status"] == "skipped"
@@ -137,11 +144,12 @@ def test_state_errors_are_problems(client: TestClient[Litestar], trader: dict[st
     assert required.json()["code"] == "onboarding_step_required"
 
 
-def test_go_back_and_change(client: TestClient[Litestar], trader: dict[str, Any]) -> None:
+def test_go_back_and_change(client: TestClient[Litestar], trader: dict[str, Any], verify_email: VerifyEmail) -> None:
     headers = trader["headers"]
+    verify_email(trader)
     for step, answers in (
         ("profile", PROFILE),
-        ("verify_email", {"code": "483920"}),
+        ("verify_email", {}),
         ("broker", {"kind": "paper", "starting_balance": "100000", "currency": "USD"}),
         ("compliance", COMPLIANCE),
         ("risk_settings", RISK),
@@ -167,7 +175,11 @@ def test_go_back_and_change(client: TestClient[Litestar], trader: dict[str, Any]
 
 
 def test_interruptions_resume(
-    client: TestClient[Litestar], trader: dict[str, Any], settings: Settings, runtime: OnboardingRuntime
+    client: TestClient[Litestar],
+    trader: dict[str, Any],
+    settings: Settings,
+    runtime: OnboardingRuntime,
+    verify_email: VerifyEmail,
 ) -> None:
     headers = trader["headers"]
     first = submit(client, headers, "profile", PROFILE, **{"Idempotency-Key": "profile-attempt-1"})
@@ -184,10 +196,9 @@ def test_interruptions_resume(
     assert reused.json()["code"] == "onboarding_idempotency_conflict"
     # a failed submission stores nothing, so retrying it with the same key runs again
     bad = submit(client, headers, "verify_email", {}, **{"Idempotency-Key": "email-1"})
-    assert bad.status_code == 422
-    assert (
-        submit(client, headers, "verify_email", {"code": "1234"}, **{"Idempotency-Key": "email-1"}).status_code == 200
-    )
+    assert bad.status_code == 409  # the address is not verified yet
+    verify_email(trader)
+    assert submit(client, headers, "verify_email", {}, **{"Idempotency-Key": "email-1"}).status_code == 200
 
     # the service restarts (a new app on the same database): the user resumes where they stopped
     restarted = create_app(settings)

@@ -14,6 +14,7 @@ from service.compliance.models import ComplianceProfile
 from service.db.engine import create_engine
 from service.onboarding.profiles import profile_limits, risk_suggestions
 from tests.service.conftest import promote, register_and_login
+from tests.service.onboarding.conftest import VerifyEmail
 
 
 def store_profile(db_url: str, profile_id: str, *, firm_id: str | None = None, owner_id: str | None = None) -> None:
@@ -43,7 +44,9 @@ def store_profile(db_url: str, profile_id: str, *, firm_id: str | None = None, o
     asyncio.run(run())
 
 
-def test_stored_profiles_are_visible_to_their_owners(client: TestClient[Litestar], db_url: str) -> None:
+def test_stored_profiles_are_visible_to_their_owners(
+    client: TestClient[Litestar], db_url: str, verify_email: VerifyEmail
+) -> None:
     root = register_and_login(client)
     promote(db_url, root["user_id"], "platform_admin")
     firm = client.post("/api/admin/firms", json={"name": "Own Rules Ltd"}, headers=root["headers"]).json()["id"]
@@ -51,12 +54,14 @@ def test_stored_profiles_are_visible_to_their_owners(client: TestClient[Litestar
     promote(db_url, member["user_id"], "trader", firm)
     store_profile(db_url, "own-rules-100k", firm_id=firm)
     store_profile(db_url, "my-personal-limits", owner_id=outsider["user_id"])
+    verify_email(member)
+    verify_email(outsider)
 
     def choose(user: dict[str, Any], profile_id: str) -> int:
         headers = user["headers"]
         for step, answers in (
             ("profile", {"display_name": "X", "timezone": "UTC"}),
-            ("verify_email", {"code": "1234"}),
+            ("verify_email", {}),
             ("broker", {"kind": "paper", "starting_balance": "100000", "currency": "USD"}),
         ):
             assert (
