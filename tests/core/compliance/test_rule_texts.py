@@ -10,21 +10,32 @@ reach the same decision and that a lock names when it lifts.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from signalos_core.compliance import Decision, Enforcement, Engine, available_backends, load_builtin_profile
+from signalos_core.compliance import (
+    Decision,
+    Enforcement,
+    Engine,
+    EquityUpdate,
+    HighWaterMarks,
+    available_backends,
+    load_builtin_profile,
+)
 from tests.core.compliance.conftest import (
     PROFILES,
     SCENARIO_BACKENDS,
+    T0,
     build_state,
     computed_value,
     expected_value,
     outcome,
     run,
+    state,
     violated,
 )
 
@@ -78,3 +89,39 @@ def test_probe_ids_are_unique_and_use_known_profiles() -> None:
     ids = [s["id"] for s in PROBES]
     assert len(ids) == len(set(ids))
     assert {s["profile"] for s in PROBES} <= set(PROFILES)
+
+
+INTRADAY_TRAILING = (
+    "  - {id: apex.trailing_threshold, kind: trailing_max_loss, outcome: breach, breach_when: lt,"
+    " params: {amount: 2500, trail_on: equity, stop_at: initial, stop_offset: 100}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("peak", "equity", "floor", "breached"),
+    [
+        # The intraday equity peak (open profit included) moves the floor at once: 51,000 - 2,500.
+        ("51000", "48500.00", "48500", False),
+        ("51000", "48499.99", "48500", True),
+        # A new peak reached by the current equity itself counts too.
+        ("50000", "50900.00", "48400", False),
+        # Trailing stops at the starting balance + 100 (50,100) however high the peak.
+        ("53000", "50100.00", "50100", False),
+        ("53000", "50099.99", "50100", True),
+    ],
+)
+def test_intraday_trailing_including_open_profit(
+    engine_for: Any, peak: str, equity: str, floor: str, breached: bool
+) -> None:
+    """The fourth trailing kind (Apex-style, third-party): no built-in profile uses it, so an inline one."""
+    engine = engine_for(INTRADAY_TRAILING)
+    account = state(
+        balance=Decimal(50000),
+        initial_balance=Decimal(50000),
+        equity=Decimal(equity),
+        high_water=HighWaterMarks(equity=Decimal(peak)),
+    )
+    result = engine.observe(account, EquityUpdate(at=T0, equity=Decimal(equity)))
+    row = next(r for r in [*result.fired, *result.evaluated] if r.rule_id == "apex.trailing_threshold")
+    assert row.threshold == Decimal(floor)
+    assert (result.outcome == "breach") is breached
