@@ -120,6 +120,21 @@ def _verify_jsonl(file: Path, chain: str | None, key: bytes | None, heads: dict[
     return reports
 
 
+def _verify_service_database(database_url: str, chain: str | None, key: bytes | None) -> NoReturn:
+    import asyncio
+
+    from service.compliance.audit import verify_database  # the service's tables; imported only for this option
+
+    try:
+        reports = asyncio.run(verify_database(database_url, chain_id=chain, key=key))
+    except Exception as exc:
+        _fail(f"cannot read the audit tables at the given database: {type(exc).__name__}: {exc}")
+    ok = all(report.ok for report in reports)
+    body = {"database": "service", "format": "database", "ok": ok, "chains": msgspec.to_builtins(reports)}
+    click.echo(json.dumps(body, indent=2))
+    sys.exit(EXIT_OK if ok else EXIT_TAMPERED)
+
+
 def _kind_of(file: Path) -> str:
     if not file.is_file():
         _fail(f"{file}: no such file", file=str(file))
@@ -132,7 +147,12 @@ def audit() -> None:
 
 
 @audit.command("verify")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--database-url",
+    default=None,
+    help="Verify the service database instead of FILE (SQLAlchemy URL: sqlite+aiosqlite:///... or postgresql+asyncpg://...).",
+)
 @click.option("--chain", default=None, help="Verify only this chain id (default: every chain).")
 @click.option("--key-file", type=click.Path(path_type=Path), default=None, help="HMAC key of a keyed chain.")
 @click.option(
@@ -141,13 +161,20 @@ def audit() -> None:
     multiple=True,
     help="Anchor kept outside the database: CHAIN=SEQUENCE:HASH (repeatable; SEQUENCE:HASH with --chain).",
 )
-def verify_command(file: Path, chain: str | None, key_file: Path | None, expect_head: tuple[str, ...]) -> None:
-    """Verify the audit chain(s) in FILE (an audit SQLite database or a JSON-lines export).
+def verify_command(
+    file: Path | None, database_url: str | None, chain: str | None, key_file: Path | None, expect_head: tuple[str, ...]
+) -> None:
+    """Verify the audit chain(s) in FILE (an audit SQLite database or a JSON-lines export), or in the service
+    database given by --database-url (SQLite or PostgreSQL).
 
     Prints a JSON report naming every edited, deleted, inserted, reordered or malformed record with its
     position and sequence. Exit 0 intact, 4 tampered, 2 bad input.
     """
     key = _read_key(key_file)
+    if database_url is not None:
+        _verify_service_database(database_url, chain, key)
+    if file is None:
+        _fail("give an audit FILE or --database-url")
     heads = _parse_heads(expect_head, chain)
     kind = _kind_of(file)
     try:

@@ -219,3 +219,14 @@ def test_real_process_exit_codes(db: Path) -> None:
     bad = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603 - our own interpreter
     assert bad.returncode == 4
     assert json.loads(bad.stdout)["chains"][1]["issues"][0]["kind"] == "edited"
+
+
+def test_verify_needs_a_file_or_a_database_url() -> None:
+    from click.testing import CliRunner
+
+    from service.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["audit", "verify"])
+    assert result.exit_code == 2
+    broken = CliRunner().invoke(cli, ["audit", "verify", "--database-url", "sqlite+aiosqlite:////nonexistent/dir/x.db"])
+    assert broken.exit_code == 2

@@ -151,16 +151,18 @@ def test_sql_tampering_is_detected_and_located(world: World, db_url: str) -> Non
     assert "malformed" in {i["kind"] for i in mangled["chains"][0]["issues"]}
 
 
-def test_cli_verifies_the_sqlite_service_database(world: World, db_url: str) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("`signalos audit verify FILE` reads SQLite files; PostgreSQL is verified over HTTP")
+def test_cli_verifies_the_service_database(world: World, db_url: str) -> None:
     account_id = _trade_day(world)
+    base = [sys.executable, "-c", "from service.cli.main import main; main()", "audit", "verify"]
+    # SQLite: the file itself, as any audit store; both databases: --database-url through the service's tables.
     path = make_url(db_url).database
-    assert path is not None
-    command = [sys.executable, "-c", "from service.cli.main import main; main()", "audit", "verify", path]
+    command = [*base, path] if db_url.startswith("sqlite") and path else [*base, "--database-url", db_url]
     ok = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603 - our own CLI, fixed arguments
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["ok"] is True
+    by_url = [*base, "--database-url", db_url]
+    via_url = subprocess.run(by_url, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603 - our own CLI, fixed arguments
+    assert via_url.returncode == 0, via_url.stdout + via_url.stderr
     chain = f"account:{account_id}"
     _sql(
         db_url,
@@ -170,6 +172,7 @@ def test_cli_verifies_the_sqlite_service_database(world: World, db_url: str) -> 
     )
     bad = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603 - our own CLI, fixed arguments
     assert bad.returncode == 4
+    assert subprocess.run(by_url, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False).returncode == 4  # noqa: S603 - our own CLI, fixed arguments
     report = json.loads(bad.stdout)
     [broken] = [c for c in report["chains"] if c["chain_id"] == chain]
     assert broken["issues"][0]["sequence"] == 1
