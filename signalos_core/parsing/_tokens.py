@@ -183,7 +183,7 @@ def parse_number(raw: str) -> tuple[Decimal | None, int, str | None]:
 
 # A cached token template: kind, start and end relative to its word, and the token's attributes (those
 # that differ from Tok's class defaults). Copying the attribute dict into a fresh instance and fixing the
-# offsets is the cheapest way to stamp out a token (measured against Tok(...) and per-attribute stores).
+# offsets stamps out a token in about half the time of Tok(...) plus a dict update (micro-benchmarked).
 Piece = tuple[int, int, int, dict[str, object]]
 _CACHE_MAX = 100_000
 
