@@ -30,6 +30,7 @@ _COMMANDS: dict[str, str] = {
     "check": "service.cli.compliance:check",
     "observe": "service.cli.compliance:observe",
     "onboarding": "service.cli.onboarding:onboarding",
+    "offline": "service.cli.offline:offline",
 }
 
 
