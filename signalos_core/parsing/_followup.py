@@ -137,16 +137,15 @@ class _Scanner:
                 return
         if word < 0:
             return
-        words = [word]
         tok = self.toks[word]
         if "sl" in tok.concepts or ("stop_word" in tok.concepts and "emoji_label" not in tok.concepts):
-            self.add(Action(action="sl_hit"), words[0])
+            self.add(Action(action="sl_hit"), word)
         elif "tp" in tok.concepts or ("tp_glued" in tok.concepts and tok.index is not None):
             index = tok.index
             small = [t for t in self.toks if t.kind == NUM and t.value is not None and not t.decimals]
             if index is None and len(small) == 1 and small[0].value is not None:
                 index = int(small[0].value)
-            self.add(Action(action="tp_hit", tp_index=index), words[0])
+            self.add(Action(action="tp_hit", tp_index=index), word)
 
     # ---------------------------------------------------------------- per sentence
     def _sentence(self, idx: list[int]) -> None:
