@@ -2,29 +2,60 @@
 
 The device checked its intents against a cached profile (advisory); here the trading account's current mode and
 live state decide, so a profile tightened while the device was offline still refuses what it no longer allows.
+Every decision is appended to the account's hash-chained audit trail in the push's own transaction (so it can be
+replayed like a pre-trade check), and the push holds the account's in-process lock like the compliance
+endpoints do. Fills of synced orders go to the paper/broker leg, not into the compliance state: feed them
+through ``POST /api/trading-accounts/{id}/feed`` as the broker reports them.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+import msgspec
 from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.compliance.engine import decode_state, ensure_day_start, state_for_check
+from service.compliance.audit import account_chain
+from service.compliance.engine import decode_state, ensure_day_start, fired_dict, state_for_check
+from service.compliance.models import TradingAccount
 from service.compliance.services import ComplianceService
 from service.problems import ProblemError
 from service.security.tokens import CurrentUser
+from signalos_core.audit import AuditEntry
+from signalos_core.compliance import AccountState, Decision, Engine, Order
 from signalos_core.offline import EngineAdvisor
 
-__all__ = ["account_advisor"]
+__all__ = ["AuditedAdvisor", "account_advisor", "record_decisions"]
+
+
+class _RecordingEngine:
+    """Delegates ``check`` to the real engine and keeps every (state, order, decision) for the audit trail."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.checks: list[tuple[AccountState, Order, Decision]] = []
+
+    def check(self, state: AccountState, order: Order) -> Decision:
+        decision = self.engine.check(state, order)
+        self.checks.append((state, order, decision))
+        return decision
+
+
+class AuditedAdvisor(EngineAdvisor):
+    """An :class:`EngineAdvisor` over one trading account whose decisions are recorded for the audit trail."""
+
+    def __init__(self, account: TradingAccount, engine: Engine, snapshot: AccountState) -> None:
+        self.account = account
+        self.recorder = _RecordingEngine(engine)
+        super().__init__(cast(Engine, self.recorder), lambda: snapshot)
 
 
 async def account_advisor(
     db: AsyncSession, request: Request[Any, Any, Any], user: CurrentUser, account_id: UUID
-) -> EngineAdvisor:
+) -> AuditedAdvisor:
     """An advisor checking opens against ``account_id``'s current mode (404 if not visible, 409 without a mode)."""
     state = request.app.state
     accounts = ComplianceService(db, state.compliance_audit, state.compliance_engines)
@@ -37,4 +68,22 @@ async def account_advisor(
     engine = accounts.engine_for(mode)
     now = datetime.now(UTC)
     snapshot = state_for_check(ensure_day_start(engine, decode_state(account.state), now), now)
-    return EngineAdvisor(engine, lambda: snapshot)
+    return AuditedAdvisor(account, engine, snapshot)
+
+
+async def record_decisions(
+    db: AsyncSession, request: Request[Any, Any, Any], user: CurrentUser, advisor: AuditedAdvisor, device_id: str
+) -> None:
+    """Append one audit record per compliance decision of the push (same transaction as the push)."""
+    audit = request.app.state.compliance_audit
+    ref = advisor.recorder.engine.ref
+    now = datetime.now(UTC)
+    for state, order, decision in advisor.recorder.checks:
+        entry = AuditEntry(
+            kind="decision", chain_id=account_chain(advisor.account.id), account_id=str(advisor.account.id),
+            profile_id=ref.id, profile_version=ref.version, profile_hash=ref.hash, backend=ref.backend,
+            input={"state": msgspec.to_builtins(state), "order": msgspec.to_builtins(order)},
+            outcome=decision.outcome, rules=tuple(fired_dict(rule) for rule in (*decision.fired, *decision.warnings)),
+            actor=str(user.id), reason=f"offline sync from device {device_id}",
+        )  # fmt: skip
+        await audit.append(db, entry, now=now)

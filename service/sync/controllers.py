@@ -31,7 +31,7 @@ from service.security.guards import (
     firm_admin_or_platform_admin,
     platform_admin_only,
 )
-from service.sync.compliance import account_advisor
+from service.sync.compliance import account_advisor, record_decisions
 from service.sync.schemas import PullResponse, PushResponse, QuoteIn, QuoteOut, SignalCancelIn, SignalCancelOut
 from service.sync.services import SyncService
 from signalos_core.offline import MAX_BATCH, PullRequest, decode_push
@@ -75,8 +75,12 @@ class SyncController(Controller):
             raise ProblemError("validation_error", detail=f"push body: {exc}") from exc
         if account_id is None:
             return await _service(request, db_session).push(user.id, data)
-        advisor = await account_advisor(db_session, request, user, account_id)
-        return await SyncService(db_session, advisor).push(user.id, data)
+        # Same per-account serialisation as the compliance endpoints, so audit appends never race them here.
+        async with request.app.state.compliance_locks.get(account_id):
+            advisor = await account_advisor(db_session, request, user, account_id)
+            response = await SyncService(db_session, advisor).push(user.id, data)
+            await record_decisions(db_session, request, user, advisor, data.device_id)
+            return response
 
     @get("/pull", summary="Pull outcomes and the account state")
     async def pull(

@@ -264,6 +264,13 @@ def test_the_accounts_current_mode_decides_at_apply_time(
             "rejected:compliance:the5ers.bootcamp_max_risk_per_position",
         }
         assert covered.action_id not in {e.action.action_id for e in device.report()}
+        # Both decisions are in the account's hash-chained audit trail, replayable like pre-trade checks.
+        trail = client.get(f"/api/trading-accounts/{account}/audit", headers=trader["headers"]).json()["items"]
+        synced = [r for r in trail if r["kind"] == "decision" and "offline sync" in (r.get("reason") or "")]
+        assert sorted(r["outcome"] for r in synced) == ["allow", "deny"]
+        assert (
+            client.get(f"/api/trading-accounts/{account}/audit/verify", headers=trader["headers"]).json()["ok"] is True
+        )
     finally:
         device.outbox.close()
     other = register_and_login(client)
