@@ -23,6 +23,7 @@ import gc
 import os
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -32,6 +33,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from signalos_core.offline import (
     Action,

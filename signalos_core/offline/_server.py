@@ -13,7 +13,11 @@ an :class:`~signalos_core.offline.ExecutionProvider` and a :class:`ComplianceAdv
    deviation, target version; a close of a closed position is ``noop:already_closed``.
 
 Terminal outcomes are recorded (inside ``store.atomic()``, with the effect) and advance the device's cursor;
-retryable ones are not recorded and are decided afresh next time.
+retryable ones are not recorded and are decided afresh next time. Before anything is applied, every action's
+``seq`` is claimed for its device (:meth:`ServerStore.claim_seq`): a different action at a used seq means a second
+installation uses the device id, and the whole batch raises ``DeviceForkError``. Actions that could not be
+decoded (:func:`~signalos_core.offline.decode_push`) are recorded as ``rejected:invalid`` or
+``rejected:client_upgrade_required`` without being applied.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ class InvalidAction(msgspec.Struct, frozen=True):
     message: str
     #: The offending field as a JSON path inside the pushed item (``action.payload.volume``), or "".
     field: str
-    #: Digest of the raw bytes (the same id later pushed with other content is refused).
+    #: Digest of the action's raw bytes (the same id later pushed with other content is refused).
     digest: str
 
 
@@ -62,27 +62,29 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     actions: Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_BATCH)]
 
 
-class _PayloadTag(msgspec.Struct, frozen=True):
-    type: str = ""
-
-
 class _Identity(msgspec.Struct, frozen=True):
-    """The least an action must carry to be answered on its own (unknown fields are ignored here)."""
+    """The least an action must carry to be answered on its own (other fields are ignored here, whatever their
+    shape: they are what the rejection is about)."""
 
     action_id: uuid.UUID
     device_id: str
     seq: Annotated[int, msgspec.Meta(ge=1)]
-    kind: str = ""
-    payload: _PayloadTag | None = None
+    kind: object = None
+    payload: object = None
 
 
 class _IdentityItem(msgspec.Struct, frozen=True):
     action: _Identity
 
 
+class _RawItem(msgspec.Struct, frozen=True):
+    action: msgspec.Raw
+
+
 _envelope = msgspec.json.Decoder(_Envelope)
 _item = msgspec.json.Decoder(PushedAction)
 _identity = msgspec.json.Decoder(_IdentityItem)
+_raw_action = msgspec.json.Decoder(_RawItem)
 
 
 def decode_push(body: bytes) -> DecodedPush:
@@ -119,10 +121,12 @@ def _invalid(raw: msgspec.Raw, index: int, error: msgspec.ValidationError) -> In
     match = _PATH.search(text)
     field = match.group("path").lstrip(".") if match else ""
     reason = text[: match.start()] if match else text
-    tag = identity.payload.type if identity.payload is not None else ""
-    if (identity.kind and identity.kind not in _KINDS) or (tag and tag not in _TAGS):
+    kind = identity.kind if isinstance(identity.kind, str) else ""
+    tag = identity.payload.get("type") if isinstance(identity.payload, dict) else None
+    tag = tag if isinstance(tag, str) else ""
+    if (kind and kind not in _KINDS) or (tag and tag not in _TAGS):
         code = "rejected:client_upgrade_required"
-        unknown = identity.kind if identity.kind not in _KINDS else tag
+        unknown = kind if kind and kind not in _KINDS else tag
         message = f"this server does not support action type {unknown!r} (sent by a newer app version)"
     else:
         code = "rejected:invalid"
@@ -134,5 +138,6 @@ def _invalid(raw: msgspec.Raw, index: int, error: msgspec.ValidationError) -> In
         code=code,
         message=message,
         field=field,
-        digest=hashlib.sha256(bytes(raw)).hexdigest(),
+        # The action's own bytes, not the item's: a resend differs in age_ms and must still be a duplicate.
+        digest=hashlib.sha256(bytes(_raw_action.decode(raw).action)).hexdigest(),
     )

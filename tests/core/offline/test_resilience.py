@@ -70,7 +70,9 @@ def test_an_invalid_action_is_rejected_naming_the_field_and_the_rest_applies(wor
     # Recorded like any terminal outcome: the device's cursor advances past it, and a resend is a duplicate.
     pulled = world.server.pull(world.user, PullRequest(device_id="phone"))
     assert [str(o.action_id) for o in pulled.outcomes if o.code == "rejected:invalid"] == [ids[1]]
-    again = world.server.push_body(world.user, body).results
+    resent = body.replace(b'"age_ms": 0', b'"age_ms": 1500')  # a later resend reports a larger age
+    assert resent != body
+    again = world.server.push_body(world.user, resent).results
     assert [(r.code, r.original_code) for r in again][1] == ("duplicate", "rejected:invalid")
     # The same id resent with other (now valid) content is refused and changes nothing.
     reused = world.server.push_body(world.user, clean).results
