@@ -175,9 +175,11 @@ class SQLiteServerStore:
     def claim_seq(self, user_id: str, device_id: str, seq: int, action_id: uuid.UUID) -> uuid.UUID:
         """See :meth:`ServerStore.claim_seq`."""
         with self.atomic():
-            self._db.execute(
+            claimed = self._db.execute(
                 "INSERT OR IGNORE INTO device_seq VALUES (?, ?, ?, ?)", (user_id, device_id, seq, str(action_id))
-            )
+            ).rowcount
+            if claimed:  # the common case (a new action): one statement
+                return action_id
             row = self._db.execute(
                 "SELECT action_id FROM device_seq WHERE user_id = ? AND device_id = ? AND seq = ?",
                 (user_id, device_id, seq),
