@@ -81,6 +81,7 @@ class _RawItem(msgspec.Struct, frozen=True):
     action: msgspec.Raw
 
 
+_whole = msgspec.json.Decoder(PushRequest)
 _envelope = msgspec.json.Decoder(_Envelope)
 _item = msgspec.json.Decoder(PushedAction)
 _identity = msgspec.json.Decoder(_IdentityItem)
@@ -90,6 +91,10 @@ _raw_action = msgspec.json.Decoder(_RawItem)
 def decode_push(body: bytes) -> DecodedPush:
     """Decode a push body; raises ``msgspec.ValidationError``/``DecodeError`` (naming the field) for what cannot
     be answered per action."""
+    try:  # the common case, every action valid: one strict pass, as cheap as before per-action validation
+        return DecodedPush.of(_whole.decode(body))
+    except msgspec.ValidationError:
+        pass  # decode again, action by action, to answer each invalid one on its own
     envelope = _envelope.decode(body)
     items: list[PushedAction | InvalidAction] = []
     last = 0
