@@ -129,7 +129,8 @@ def main() -> None:
             runtime.activate("u", "a", "acme.gold-format")
             request = ParseRequest(text=SMALL["text"])
             paths["runtime typed parse (plain, validated)"] = lambda: runtime.parse(
-                "u", "a", "acme.gold-format", request)
+                "u", "a", "acme.gold-format", request
+            )
             results = _measure(paths, calls, rounds)
         registry.close()
     for worker in workers:
