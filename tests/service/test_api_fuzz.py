@@ -57,12 +57,33 @@ SESSION_ENDING = {
     "POST /api/auth/password",
 }
 
-# Known failures in areas the gate does not own, by operation label: reason (exact reproductions are in the
-# report of the fuzz gate). Strict: an operation that starts passing fails the gate until removed from here.
-KNOWN_FAILURES: dict[str, str] = {}
+# Known failures in areas the gate does not own (their owners had not fixed them at 07:20 UTC on 2026-11-28),
+# by operation label, or "label [backend]" when only one backend's deterministic examples hit it. Reproductions
+# are in the gate's report. Strict: an operation that stops failing fails `test_known_failures_still_fail`.
+KNOWN_FAILURES: dict[str, str] = {
+    "GET /api/trading-accounts/{account_id}/audit [sqlite]": (
+        "compliance: ?cursor= (documented as any string) -> 400 naming `after`, not `cursor`"
+    ),
+    "POST /api/trading-accounts": "compliance: account_size '0' (documented as any decimal) -> 400",
+    "GET /api/firms/{firm_id}/compliance/report [sqlite]": "compliance: ?near=1.5 (no documented bounds) -> 400",
+    "POST /api/sync/push": "sync: no documented request body; an empty body -> 400 validation_error without `errors`",
+}
+
+# Known failures that the deterministic examples hit in some runs only (the examples shift as the document changes):
+# xfail without the staleness check, so the gate neither flakes on them nor forgets them.
+KNOWN_INTERMITTENT: dict[str, str] = {
+    "POST /api/me/contact/email": "twofactor: email documented without format: email; '000' -> 400",
+    "POST /api/2fa/step-up": "twofactor: {'backup_code': null} (all fields optional in the doc) -> 400",
+}
 
 # Known 5xx answers to an integer past 64 bits (test_unbounded_integer_parameters_never_fail_the_server), same rules.
-KNOWN_INTEGER_OVERFLOWS: dict[str, str] = {}
+KNOWN_INTEGER_OVERFLOWS: dict[str, str] = {
+    "GET /api/sync/pull": "sync: ?cursor=18446744073709551617 -> 500 (OverflowError in the store)",
+}
+
+
+def _known_failure(label: str, backend: str, known: dict[str, str] = KNOWN_FAILURES) -> str | None:
+    return known.get(f"{label} [{backend}]") or known.get(label)
 
 
 def _document() -> dict[str, Any]:
@@ -169,8 +190,12 @@ def trader(fuzz_target: tuple[Litestar, asgi.ASGIClient], request: pytest.Fixtur
         # Time budget: on PostgreSQL only the writes are fuzzed (where user strings and numbers reach the
         # database's own type limits); reads run the same code and checks on SQLite.
         pytest.skip("reads are fuzzed on SQLite only")
-    if isinstance(label, str) and label in KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=KNOWN_FAILURES[label]))
+    backend = _backend(request.getfixturevalue("migrated_db_url"))
+    known = None
+    if isinstance(label, str):
+        known = _known_failure(label, backend) or _known_failure(label, backend, KNOWN_INTERMITTENT)
+    if known is not None:
+        request.applymarker(pytest.mark.xfail(strict=False, reason=known))
     return register_and_login(fuzz_target[1])  # type: ignore[arg-type]  # same calls as Litestar's TestClient
 
 
@@ -296,5 +321,5 @@ def test_known_failures_still_fail(fuzz_target: tuple[Litestar, asgi.ASGIClient]
     ran = {label for label, ran_on in _RAN if ran_on == backend}
     if not ran:
         pytest.skip("the fuzz tests did not run in this session")
-    stale = sorted(label for label in KNOWN_FAILURES if label in ran and (label, backend) not in _FAILED)
+    stale = sorted(label for label in ran if _known_failure(label, backend) and (label, backend) not in _FAILED)
     assert not stale, f"no longer failing on {backend}, remove from KNOWN_FAILURES: {stale}"
