@@ -1,11 +1,12 @@
 """The one module that imports durable-rules: an adapter that neutralises its traps.
 
 durable-rules 2.0.28 (unmaintained since 2020) keeps module-global state, runs background threads per Host that
-can never be stopped, caps live sessions at 1024 per ruleset, swallows exceptions raised in actions, rejects
+re-arm forever, caps live sessions at 1024 per ruleset, swallows exceptions raised in actions, rejects
 exponent floats, coerces types, raises ``MessageNotHandledException`` when nothing matches, and crashes the
 process if ``delete_state`` is called for a session that only ever saw an unhandled fact. Hence:
 
-- one process-wide ``Host`` created lazily, every call under one module lock (the GIL is never released);
+- one process-wide ``Host`` created lazily, every call under one module lock (the GIL is never released),
+  and its background timer threads stopped at once (we use neither its action queue nor its timers);
 - rulesets registered as a deep copy under a versioned name (no API unregisters a name);
 - facts are fixed-point integers: each condition's measured value and threshold on one exact common decimal
   scale (never an exponent float), compared field against field by durable-rules; numbers too large for
@@ -52,12 +53,31 @@ def durable_import_error() -> str | None:
 
 
 def _host() -> Any:
-    global _HOST  # noqa: PLW0603 - one Host per process: its timer threads can never be stopped
+    global _HOST  # noqa: PLW0603 - one Host per process (no API unregisters a ruleset name)
     if _HOST is None:
         from durable import engine
 
-        _HOST = engine.Host()
+        host = engine.Host()
+        _stop_dispatch_timers(host)
+        _HOST = host
     return _HOST
+
+
+def _stop_dispatch_timers(host: Any) -> None:
+    """Stop the two ``threading.Timer`` chains a durable ``Host`` re-arms forever.
+
+    They dispatch queued actions and durable timers every 0.1-0.5 s, which SignalOS never uses (facts are
+    asserted synchronously and their actions run inside ``assert_fact``), outside our lock, and each tick
+    starts and tears down a thread: ten threads a second for the life of the process. A chain re-arms from
+    inside its callback, so cancel, wait for the timer's thread, and repeat until no newer timer appeared.
+    """
+    for attribute in ("_d_timer", "_t_timer"):
+        while True:
+            timer = getattr(host, attribute)
+            timer.cancel()
+            timer.join()
+            if getattr(host, attribute) is timer:
+                break
 
 
 def to_fixed(measured: Decimal, threshold: Decimal) -> int:

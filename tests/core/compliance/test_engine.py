@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -387,6 +389,24 @@ def test_durable_adapter_turns_engine_failures_into_engine_errors(monkeypatch: p
     monkeypatch.setattr(host, "get_state", lambda *_a: {"exception": "exception caught action failed"})
     with pytest.raises(EngineError, match="action failed"):
         engine.check(state(), order())
+
+
+@pytest.mark.skipif(available_backends()["durable"] is not None, reason="durable-rules cannot be imported here")
+def test_durable_backend_leaves_no_timer_threads_running() -> None:
+    # durable's Host re-arms two dispatch timers every 0.1-0.5 s forever; the adapter stops them.
+    engine = Engine(FTMO, backend="durable")
+    assert engine.check(state(), order()).allowed
+    time.sleep(0.7)
+
+    def durable_timers() -> list[threading.Thread]:
+        return [
+            thread
+            for thread in threading.enumerate()
+            if getattr(getattr(thread, "function", None), "__module__", "") == "durable.engine"
+        ]
+
+    assert durable_timers() == []
+    assert engine.check(state(), order()).allowed  # still evaluates synchronously
 
 
 def test_durable_import_probe_reports_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
