@@ -119,9 +119,9 @@ class Lexicon:
         self.sats_quote = str(crypto["sats_quote"]).upper()
         self.hashtag_stopwords = frozenset(w.lower() for w in symbol_data["hashtag_stopwords"])
         # Caches of pure lookups (words repeat across messages): word -> (symbol, typo?), and the
-        # tokenizer's word -> token templates and digit run -> (value, decimals, flag, class).
+        # tokenizer's chunk (text between spaces) -> token templates and digit run -> (value, decimals, flag, class).
         self._symbol_cache: dict[str, tuple[str | None, bool]] = {}
-        self.token_cache: dict[str, Any] = {}
+        self.chunk_cache: dict[str, Any] = {}
         self.number_cache: dict[str, Any] = {}
         self._info_cache: dict[str, SymbolInfo] = {}  # FX pairs and symbols not in the table
 
