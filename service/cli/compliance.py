@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -127,26 +128,26 @@ def schema_cmd() -> None:
 
 
 _BACKEND = click.Choice(["python", "durable"])
+_JSON_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _engine_options(func: Callable[..., None]) -> Callable[..., None]:
+    """The options ``check`` and ``observe`` share: which profile, its parameters, the backend and the state."""
+    for option in reversed(
+        (
+            click.option("--profile", "profile_ref", required=True, help="Built-in profile id or a profile YAML file."),
+            click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a profile parameter."),
+            click.option("--backend", type=_BACKEND, default="python", show_default=True, help="Rules backend."),
+            click.option("--state", "state_path", required=True, type=_JSON_FILE, help="Account state JSON."),
+        )
+    ):
+        func = option(func)
+    return func
 
 
 @click.command("check")
-@click.option("--profile", "profile_ref", required=True, help="Built-in profile id or a profile YAML file.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a profile parameter.")
-@click.option("--backend", type=_BACKEND, default="python", show_default=True, help="Rules backend.")
-@click.option(
-    "--state",
-    "state_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Account state JSON.",
-)
-@click.option(
-    "--order",
-    "order_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Proposed order JSON.",
-)
+@_engine_options
+@click.option("--order", "order_path", required=True, type=_JSON_FILE, help="Proposed order JSON.")
 def check(profile_ref: str, params: tuple[str, ...], backend: str, state_path: Path, order_path: Path) -> None:
     """Pre-trade check: print the decision JSON; exit 0 allowed, 3 denied, 2 bad input."""
     profile = _profile(profile_ref, _params(params))
@@ -161,21 +162,12 @@ def check(profile_ref: str, params: tuple[str, ...], backend: str, state_path: P
 
 
 @click.command("observe")
-@click.option("--profile", "profile_ref", required=True, help="Built-in profile id or a profile YAML file.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a profile parameter.")
-@click.option("--backend", type=_BACKEND, default="python", show_default=True, help="Rules backend.")
-@click.option(
-    "--state",
-    "state_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Account state JSON.",
-)
+@_engine_options
 @click.option(
     "--event",
     "event_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_JSON_FILE,
     help='Event JSON with "type": equity_update | fill | clock.',
 )
 def observe(profile_ref: str, params: tuple[str, ...], backend: str, state_path: Path, event_path: Path) -> None:
