@@ -308,21 +308,38 @@ class MarketplaceService:
             "installs": (Plugin.install_count.desc(), Plugin.plugin_id),
             "updated": (Plugin.last_published_at.desc(), Plugin.plugin_id),
         }[sort]
-        rows = list(await self.db.execute(query.order_by(*order, Plugin.plugin_id)))
-        results = []
-        for plugin, publisher, verified, avg, count in rows:
-            if compatible_only and await self._installable_version(plugin.plugin_id) is None:
-                continue
-            results.append(
-                {
-                    "plugin": plugin,
-                    "publisher": publisher,
-                    "verified": verified,
-                    "rating": None if avg is None else round(float(avg), 2),
-                    "rating_count": int(count or 0),
-                }
+        query = query.order_by(*order, Plugin.plugin_id)
+        if not compatible_only:  # the database pages; compatibility needs the manifests, so it filters first
+            query = query.offset(offset).limit(limit)
+        rows = list(await self.db.execute(query))
+        if compatible_only:
+            installable = await self._installable_plugin_ids([row[0].plugin_id for row in rows])
+            rows = [row for row in rows if row[0].plugin_id in installable][offset : offset + limit]
+        return [
+            {
+                "plugin": plugin,
+                "publisher": publisher,
+                "verified": verified,
+                "rating": None if avg is None else round(float(avg), 2),
+                "rating_count": int(count or 0),
+            }
+            for plugin, publisher, verified, avg, count in rows
+        ]
+
+    async def _installable_plugin_ids(self, plugin_ids: list[str]) -> set[str]:
+        """Which of ``plugin_ids`` have a non-yanked version this host can run (one query for all of them)."""
+        if not plugin_ids:
+            return set()
+        versions = await self.db.execute(
+            select(PluginVersion.plugin_id, PluginVersion.manifest).where(
+                PluginVersion.plugin_id.in_(plugin_ids), PluginVersion.yanked.is_(False)
             )
-        return results[offset : offset + limit]
+        )
+        installable: set[str] = set()
+        for plugin_id, manifest in versions:
+            if plugin_id not in installable and host_compatible(parse_manifest(manifest), __version__):
+                installable.add(plugin_id)
+        return installable
 
     async def _installable_version(self, plugin_id: str) -> PluginVersion | None:
         versions = await self.db.scalars(

@@ -290,3 +290,39 @@ def test_keys_and_publishers_validation(client: TestClient[Litestar], author: di
         == 401
     )
     assert client.get("/api/marketplace/plugins/nope", headers=author["headers"]).status_code == 404
+
+
+def test_search_pages_after_the_compatibility_filter(
+    client: TestClient[Litestar], author: dict[str, Any], tmp_path: Path, db_url: str
+) -> None:
+    key: SigningKey = author["key"]
+    for name in ("alpha", "bravo", "charlie", "delta"):
+        folder = tmp_path / name
+        shutil.copytree(EXAMPLE, folder)
+        manifest = json.loads((folder / "plugin.json").read_text())
+        manifest["id"] = f"acme.{name}"
+        (folder / "plugin.json").write_text(json.dumps(manifest))
+        assert publish(client, author["headers"], build_package(folder, key)).status_code == 201
+    admin = register_and_login(client)
+    promote(db_url, admin["user_id"], "platform_admin")
+    yanked = client.post(
+        "/api/marketplace/moderation/plugins/acme.bravo/versions/1.0.0/yank",
+        json={"reason": "bug"},
+        headers=admin["headers"],
+    )
+    assert yanked.status_code == 200, yanked.text
+
+    def ids(query: str) -> list[str]:
+        response = client.get(f"/api/marketplace/plugins?sort=updated&{query}", headers=author["headers"])
+        assert response.status_code == 200, response.text
+        return sorted(hit["plugin_id"] for hit in response.json())
+
+    everything = ["acme.alpha", "acme.bravo", "acme.charlie", "acme.delta"]
+    assert ids("limit=10") == everything
+    assert ids("compatible=true&limit=10") == ["acme.alpha", "acme.charlie", "acme.delta"]
+    # Pages are cut from the installable plugins only: three of them, two per page.
+    first, second = ids("compatible=true&limit=2&offset=0"), ids("compatible=true&limit=2&offset=2")
+    assert (len(first), len(second)) == (2, 1)
+    assert sorted(first + second) == ["acme.alpha", "acme.charlie", "acme.delta"]
+    # Without the filter the database pages: four plugins, two per page.
+    assert sorted(ids("limit=2&offset=0") + ids("limit=2&offset=2")) == everything
