@@ -43,7 +43,7 @@ class EnvVar:
 ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
     EnvVar(
         "SIGNALOS_DATABASE_URL",
-        "sqlite+aiosqlite:///./var/signalos.db",
+        "(`signalos.db` in SIGNALOS_VAR_DIR)",
         "SQLAlchemy async URL. SQLite (embedded, one replica) or `postgresql+asyncpg://...` (several replicas).",
     ),
     EnvVar("SIGNALOS_HOST", "127.0.0.1", "Interface `signalos serve` binds to."),

@@ -89,6 +89,20 @@ def test_environment_table_documented_in_readme_and_docs() -> None:
     assert all(f"`{variable.name}`" in readme for variable in ENVIRONMENT)
 
 
+def test_documented_defaults_are_the_defaults_and_every_variable_is_documented() -> None:
+    # The table's defaults are text: setting each variable to its documented default must change nothing.
+    development = {"SIGNALOS_DEV": "1"}
+    implicit = Settings.from_env(development)
+    for variable in ENVIRONMENT:
+        if variable.default.startswith("(") or variable.name == "SIGNALOS_DEV":
+            continue  # required, unset by default, or derived from another variable
+        assert Settings.from_env({**development, variable.name: variable.default}) == implicit, variable.name
+    assert implicit.database_url == f"sqlite+aiosqlite:///{implicit.var_dir / 'signalos.db'}"
+    source = (ROOT / "service" / "settings.py").read_text()
+    read = set(re.findall(r"\"(SIGNALOS_[A-Z0-9_]+)\"", source.split("def from_env", 1)[1]))
+    assert read <= {variable.name for variable in ENVIRONMENT}
+
+
 # ---------------------------------------------------------------- health, readiness, problems, OpenAPI
 def test_health_and_ready(client: TestClient[Litestar]) -> None:
     assert client.get("/health").json()["status"] == "ok"
