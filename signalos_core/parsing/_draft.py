@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from signalos_core.parsing._model import Side
-from signalos_core.parsing._tokens import NL, NUM, PRICE, WORD, Tok
+from signalos_core.parsing._tokens import NUM, PRICE, WORD, Tok
 
 __all__ = ["Draft", "line_info", "modal_decimals", "recover", "share_levels"]
 
@@ -77,27 +77,21 @@ class Draft:
         return bool(self.entry_vals or self.sl or self.tp)
 
 
-def line_info(toks: list[Tok]) -> tuple[list[int], list[bool]]:
-    """Line number per token and whether each line holds only numbers/punctuation/emoji."""
-    line_of: list[int] = []
-    append = line_of.append
+def line_info(toks: list[Tok]) -> list[bool]:
+    """Per line: whether it holds only numbers/punctuation/emoji (a price and no word other than "and")."""
     words: set[int] = set()  # lines with a word other than "and"
     nums: set[int] = set()  # lines with a price-class number
-    line = 0
     for tok in toks:
         kind = tok.kind
         if kind == WORD:  # the commonest kind first
             if "and" not in tok.concepts:
-                words.add(line)
-        elif kind == NL:
-            line += 1
+                words.add(tok.line)
         elif kind == NUM and tok.ncls == PRICE:
-            nums.add(line)
-        append(line)
-    bare = [False] * (line + 1)
+            nums.add(tok.line)
+    bare = [False] * (toks[-1].line + 1 if toks else 1)
     for k in nums - words:
         bare[k] = True
-    return line_of, bare
+    return bare
 
 
 def modal_decimals(toks: list[Tok]) -> int:

@@ -320,14 +320,14 @@ class _Extractor(TokenView):
         if label is not None and (
             not self.label_filled
             or self.join is not None
-            or (label == "tp" and self.bare[line] and line != self.label_line)
+            or (label == "tp" and self._bare(line) and line != self.label_line)
             or (label == "tp" and self._follows_tp(i))
         ):
             if not self.label_filled and line != self.label_line:
                 self.label_list = True  # "Entry Targets:" then one value per line (Cornix-style lists)
             self._bind(label, value, tok, i)
             return
-        if label == "entry" and self.label_list and self.bare[line] and line != self.label_line:
+        if label == "entry" and self.label_list and self._bare(line) and line != self.label_line:
             self._bind_entry(value, tok, "and", line)
             return
         # unlabelled numbers

@@ -126,9 +126,10 @@ class _Final:
                     self.flags.add("shorthand_prices")
         sl = d.sl
         if band is not None:
-            entry_vals = [self._thousands(v, t, band) for v, t in entry_vals]
-            tps = [self._thousands(v, t, band) for v, t in tps]
-            sl = self._thousands(sl[0], sl[1], band) if sl else None
+            lo, hi = band  # a value inside the band is never re-read (the common case skips the call)
+            entry_vals = [(v, t) if lo <= v <= hi else self._thousands(v, t, band) for v, t in entry_vals]
+            tps = [(v, t) if lo <= v <= hi else self._thousands(v, t, band) for v, t in tps]
+            sl = (sl if lo <= sl[0] <= hi else self._thousands(sl[0], sl[1], band)) if sl else None
         # whole message in last-digit shorthand (Persian channels: "56 و 60", "استاپ 63")
         values = (
             [v for v, _ in entry_vals] + [v for v, _ in tps] + ([sl[0]] if sl else [])
@@ -277,23 +278,23 @@ class _Final:
         buy = side == "buy"
         if side is not None:
             ref_tp = low if buy else high
-            if ref_tp is not None:
-                if any((t <= ref_tp) if buy else (t >= ref_tp) for t in tps):
+            if tps:
+                ref = ref_tp if ref_tp is not None else sl
+                if ref is not None and ((min(tps) <= ref) if buy else (max(tps) >= ref)):
                     flags.add("tp_wrong_side")
-            elif sl is not None and any((t <= sl) if buy else (t >= sl) for t in tps):
-                flags.add("tp_wrong_side")
             if sl is not None and low is not None and high is not None and ((sl >= low) if buy else (sl <= high)):
                 edge = "sl_at_zone_edge" if low != high else "sl_at_entry"
                 flags.add(edge if sl in (low, high) else "sl_wrong_side")
             steps = [b - a for a, b in itertools.pairwise(tps)]
-            if any((s < 0) if buy else (s > 0) for s in steps):
-                flags.add("tp_unordered")
-            if any(s == 0 for s in steps):
-                flags.add("duplicate_tp")
+            if steps:  # min/max instead of any() over generators: the same answers, cheaper
+                if (min(steps) < 0) if buy else (max(steps) > 0):
+                    flags.add("tp_unordered")
+                if 0 in steps:
+                    flags.add("duplicate_tp")
             scale = abs(tps[0] - (sl if entry is None and sl is not None else ref_tp or tps[0])) if tps else 0
             if sl is not None and ref_tp is not None:
                 scale = max(scale, abs(ref_tp - sl))
-            if scale and any(abs(s) > 6 * scale for s in steps):
+            if scale and steps and max(map(abs, steps)) > 6 * scale:
                 flags.add("tp_implausible")
         prices = [p for p in ((low, high, sl) if low is not None else (sl,)) if p is not None] + tps
         if band is not None:
@@ -306,7 +307,8 @@ class _Final:
             ordered = sorted(prices)
             median = ordered[len(ordered) // 2]
             spread = median * _OUTLIER_SHARE
-            if median and any(abs(p - median) > spread for p in prices):
+            # the distance from the median is largest at the extremes (rounding keeps it monotonic)
+            if median and (abs(ordered[-1] - median) > spread or abs(ordered[0] - median) > spread):
                 flags.update(("price_implausible", "price_typo"))
         if pip and low is not None and high is not None:
             for _slot, price, pips in self.d.pip_notes:

@@ -19,11 +19,18 @@ class TokenView:
         self.toks = toks
         self.text = text
         self.consumed = consumed
-        self.line_of, self.bare = line_info(toks)
+        self.line_of = [t.line for t in toks]
+        self.bare_lines: list[bool] | None = None
         self.recent: list[frozenset[str]] = []  # concepts of the last two words on the current line
         self.line_future = False  # a future/condition word seen earlier on the current line
         self.hedge_lines: set[int] | None = None
         self.ahead: tuple[list[int], list[int], list[int]] | None = None
+
+    def _bare(self, line: int) -> bool:
+        """Whether ``line`` holds only numbers/punctuation/emoji (computed once, on first use)."""
+        if self.bare_lines is None:
+            self.bare_lines = line_info(self.toks)
+        return self.bare_lines[line]
 
     def _next(self, i: int) -> int | None:
         for j in range(i + 1, len(self.toks)):
