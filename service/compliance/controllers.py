@@ -130,6 +130,8 @@ def _audit_query(
         )  # fmt: skip
     except AuditError as exc:
         field = getattr(exc, "field", None) or ""
+        # The library calls the cursor `after`; the query parameter (the name the client sent) is `cursor`.
+        field = "cursor" if field == "after" else field
         raise ProblemError(
             "validation_error", detail=str(exc), extra={"errors": [{"field": field, "message": str(exc)}]}
         ) from None
@@ -161,10 +163,25 @@ KindFilter = Annotated[
         description="decision, enforcement, mode_change, manual_reset", examples=[Example(value="decision")]
     ),
 ]
+# What the audit store's cursors look like (a record position); anything else is a 400 naming `cursor`.
+CURSOR_PATTERN = r"^[0-9]{1,18}$"
 Cursor = Annotated[
-    str | None, QueryParameter(description="next_cursor of the previous page", examples=[Example(value="42")])
+    str | None,
+    QueryParameter(
+        description="next_cursor of the previous page (digits)", pattern=CURSOR_PATTERN, examples=[Example(value="42")]
+    ),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, examples=[Example(value=100)])]
+# A fraction in (0, 1], checked by the handler: msgspec takes no bounds on a Decimal, so the document states them.
+Near = Annotated[
+    Decimal,
+    QueryParameter(
+        description="Usage fraction counted as near the limit, in (0, 1]",
+        examples=[Example(value=0.8)],
+        schema_extra={"type": "number", "pattern": None, "exclusiveMinimum": 0, "maximum": 1, "examples": [0.8],
+                      "default": 0.8},
+    ),
+]  # fmt: skip
 
 
 class TradingAccountController(Controller):
@@ -467,10 +484,10 @@ class FirmComplianceController(Controller):
     )
     async def report(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID],
-        near: Annotated[Decimal, QueryParameter(description="Usage fraction counted as near the limit", examples=[Example(value="0.8")])] = Decimal("0.8"),
+        near: Near = Decimal("0.8"),
     ) -> FirmReportOut:  # fmt: skip
         """Breached, locked and near-limit accounts of the firm."""
-        if not Decimal(0) < near <= Decimal(1):
+        if not (near.is_finite() and Decimal(0) < near <= Decimal(1)):
             raise ProblemError(
                 "validation_error",
                 detail="near must be in (0, 1]",

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import msgspec
 
+from service.system.openapi import POSITIVE_DECIMAL_PATTERN
 from signalos_core.compliance import EquityUpdate, Fill
 
 __all__ = [
@@ -69,7 +70,14 @@ class TradingAccountIn(_In):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["FTMO 100k challenge"])]
     broker: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["FTMO Global Markets"])]
     platform: Annotated[str, msgspec.Meta(min_length=1, max_length=100, examples=["MT5"])]
-    account_size: Annotated[Decimal, msgspec.Meta(examples=[Decimal("100000")], description="Positive decimal")]
+    # Decimal text checked by msgspec against the documented pattern (a Decimal field would also take a JSON
+    # number and accept no bounds); the service turns it into a Decimal. 32 characters fit the 40 of the column.
+    account_size: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=POSITIVE_DECIMAL_PATTERN, max_length=32, examples=["100000"], description="Positive decimal"
+        ),
+    ]
     currency: Currency = "USD"
     owner_id: UUID | None = None
     firm_id: UUID | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -104,7 +105,8 @@ class ComplianceService:
     # ------------------------------------------------------------------------------------------- accounts
     async def create_account(self, user: CurrentUser, data: Any) -> TradingAccount:
         """Register a trading account (see TradingAccountIn for who may set owner and firm)."""
-        if not data.account_size.is_finite() or data.account_size <= 0:
+        size = Decimal(data.account_size)
+        if not size.is_finite() or size <= 0:
             raise ProblemError(
                 "validation_error",
                 detail="account_size must be a positive number",
@@ -123,7 +125,6 @@ class ComplianceService:
             raise ProblemError("not_found", detail="No such firm")
         now = dt.datetime.now(dt.UTC)
         account_id = uuid.uuid4()
-        size = data.account_size
         account = TradingAccount(
             id=account_id, owner_id=owner_id, firm_id=firm_id, name=data.name, broker=data.broker,
             platform=data.platform, account_size=str(size), currency=data.currency, mode_params={},

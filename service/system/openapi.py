@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DECIMAL_PATTERN",
+    "POSITIVE_DECIMAL_PATTERN",
     "PROBLEM_SCHEMA",
     "DecimalSchemaPlugin",
     "ProblemAwareJsonRenderPlugin",
@@ -52,6 +53,9 @@ __all__ = [
 # A finite decimal number as text: what msgspec decodes into Decimal, without NaN/Infinity (msgspec refuses
 # exponents that do not fit a 64-bit integer, hence at most 18 digits).
 DECIMAL_PATTERN: Final = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,18})?$"
+
+# A finite decimal greater than zero: DECIMAL_PATTERN without a minus sign and with a non-zero significand digit.
+POSITIVE_DECIMAL_PATTERN: Final = r"^\+?(\d*[1-9]\d*(\.\d*)?|\d*\.\d*[1-9]\d*)([eE][+-]?\d{1,18})?$"
 
 _METHODS: Final = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 _PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}

@@ -61,11 +61,6 @@ SESSION_ENDING = {
 # by operation label, or "label [backend]" when only one backend's deterministic examples hit it. Reproductions
 # are in the gate's report. Strict: an operation that stops failing fails `test_known_failures_still_fail`.
 KNOWN_FAILURES: dict[str, str] = {
-    "GET /api/trading-accounts/{account_id}/audit [sqlite]": (
-        "compliance: ?cursor= (documented as any string) -> 400 naming `after`, not `cursor`"
-    ),
-    "POST /api/trading-accounts": "compliance: account_size '0' (documented as any decimal) -> 400",
-    "GET /api/firms/{firm_id}/compliance/report [sqlite]": "compliance: ?near=1.5 (no documented bounds) -> 400",
     "POST /api/sync/push": "sync: no documented request body; an empty body -> 400 validation_error without `errors`",
 }
 
