@@ -11,7 +11,7 @@ is a ``400 validation_error`` for the whole batch.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 import msgspec
@@ -36,7 +36,10 @@ from service.sync.schemas import PullResponse, PushResponse, QuoteIn, QuoteOut, 
 from service.sync.services import SyncService
 from signalos_core.offline import MAX_BATCH, PullRequest, decode_push
 
-__all__ = ["PaperQuoteController", "SignalCancelController", "SyncController"]
+__all__ = ["MAX_CURSOR", "PaperQuoteController", "SignalCancelController", "SyncController"]
+
+#: The largest pull cursor: server sequence numbers are 64-bit signed integers in both databases.
+MAX_CURSOR: Final = 2**63 - 1
 
 
 def _service(request: Request[Any, Any, Any], session: AsyncSession) -> SyncService:
@@ -88,7 +91,16 @@ class SyncController(Controller):
         db_session: NamedDependency[AsyncSession],
         request: Request[Any, Any, Any],
         device_id: Annotated[str, QueryParameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")],
-        cursor: Annotated[int, QueryParameter(ge=0)] = 0,
+        cursor: Annotated[
+            int,
+            QueryParameter(
+                ge=0,
+                le=MAX_CURSOR,
+                description="The `cursor` of the previous pull (0 at first)",
+                # Litestar documents bounds as floats, and float(2**63 - 1) rounds up to 2**63.
+                schema_extra={"maximum": MAX_CURSOR},
+            ),
+        ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_BATCH)] = 500,
     ) -> PullResponse:
         """This device's outcomes after ``cursor`` (ascending), the positions, orders and settings, the new cursor."""

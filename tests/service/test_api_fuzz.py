@@ -76,9 +76,7 @@ KNOWN_INTERMITTENT: dict[str, str] = {
 }
 
 # Known 5xx answers to an integer past 64 bits (test_unbounded_integer_parameters_never_fail_the_server), same rules.
-KNOWN_INTEGER_OVERFLOWS: dict[str, str] = {
-    "GET /api/sync/pull": "sync: ?cursor=18446744073709551617 -> 500 (OverflowError in the store)",
-}
+KNOWN_INTEGER_OVERFLOWS: dict[str, str] = {}
 
 
 def _known_failure(label: str, backend: str, known: dict[str, str] = KNOWN_FAILURES) -> str | None:

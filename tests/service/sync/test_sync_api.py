@@ -277,3 +277,25 @@ def test_the_accounts_current_mode_decides_at_apply_time(
     stranger = HttpSyncTransport(client, other["access_token"], account_id=account)
     with pytest.raises(Exception):  # noqa: B017, PT011 - the transport maps the 404 to its own error type
         stranger.push(PushRequest(device_id="x-1", sent_at_device=naked.created_at_device, actions=[]))
+
+
+@pytest.mark.parametrize("cursor", [str(2**63), str(2**64 + 1), "-1"])
+def test_a_pull_cursor_past_64_bits_is_refused_naming_cursor(client: TestClient[Litestar], cursor: str) -> None:
+    """The cursor is a 64-bit server sequence: larger is a 400 naming it (it was a 500 from the database driver)."""
+    trader = register_and_login(client)
+    response = client.get("/api/sync/pull", params={"device_id": "d1", "cursor": cursor}, headers=trader["headers"])
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "validation_error"
+    assert [e["field"] for e in response.json()["errors"]] == ["cursor"]
+    largest = client.get(
+        "/api/sync/pull", params={"device_id": "d1", "cursor": str(2**63 - 1)}, headers=trader["headers"]
+    )
+    assert largest.status_code == 200, largest.text
+    assert largest.json()["outcomes"] == []
+    (documented,) = (
+        p
+        for p in client.get("/schema/openapi.json").json()["paths"]["/api/sync/pull"]["get"]["parameters"]
+        if p["name"] == "cursor"
+    )
+    assert documented["schema"]["maximum"] == 2**63 - 1
