@@ -12,6 +12,7 @@ serves ``/schema/openapi.json`` with that corrected once per application, so cli
 - an operation whose path the access-token middleware skips and whose handler has no guard is public:
   ``security: []``; every other operation documents ``401`` (``not_authenticated``) and ``403`` (``forbidden``);
 - a struct declared with ``forbid_unknown_fields`` says ``additionalProperties: false`` (msgspec refuses them);
+- a struct's ``__openapi_extra__`` keywords (:func:`struct_schema_extras`) are added to its component;
 - the bearer scheme loses the ``name`` Litestar gives it (not allowed on an ``http`` scheme in OpenAPI 3.1).
 
 :class:`DecimalSchemaPlugin` documents ``Decimal`` (money, sizes, prices) as the decimal string msgspec accepts
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,6 +49,7 @@ __all__ = [
     "ProblemAwareJsonRenderPlugin",
     "closed_struct_names",
     "document_problems",
+    "struct_schema_extras",
 ]
 
 # A finite decimal number as text: what msgspec decodes into Decimal, without NaN/Infinity (msgspec refuses
@@ -124,8 +126,26 @@ def closed_struct_names() -> set[str]:
     return closed - open_
 
 
+def struct_schema_extras() -> dict[str, dict[str, Any]]:
+    """Component names -> the JSON Schema keywords a struct declares in ``__openapi_extra__``.
+
+    For rules msgspec cannot state on a struct but the service enforces (e.g. ``minProperties``: exactly one of
+    two optional fields), so the document says what is accepted.
+    """
+    extras: dict[str, dict[str, Any]] = {}
+    for struct in _struct_types():
+        extra = struct.__dict__.get("__openapi_extra__")
+        if isinstance(extra, dict):
+            for name in (struct.__name__, f"{struct.__module__}.{struct.__qualname__}".replace(".", "_")):
+                extras[name] = extra
+    return extras
+
+
 def document_problems(
-    document: dict[str, Any], public: set[tuple[str, str]], closed_structs: Iterable[str] = ()
+    document: dict[str, Any],
+    public: set[tuple[str, str]],
+    closed_structs: Iterable[str] = (),
+    struct_extras: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A copy of ``document`` with problem+json errors and per-operation security (see the module docs)."""
     result = copy.deepcopy(document)
@@ -134,6 +154,9 @@ def document_problems(
         component = schemas[name]
         if isinstance(component, dict) and component.get("type") == "object":
             component.setdefault("additionalProperties", False)
+    for name, extra in (struct_extras or {}).items():
+        if isinstance(schemas.get(name), dict):
+            schemas[name].update(copy.deepcopy(dict(extra)))
     schemas["Problem"] = copy.deepcopy(PROBLEM_SCHEMA)
     # Litestar's JWT backend gives its `http` scheme an apiKey-style `name`, which OpenAPI 3.1 forbids there.
     for scheme in result["components"].get("securitySchemes", {}).values():
@@ -172,7 +195,7 @@ class ProblemAwareJsonRenderPlugin(JsonRenderPlugin):
         """Render the corrected document as JSON."""
         if self._document is None:
             public = _public_operations(request.app, self._public_paths)
-            self._document = document_problems(openapi_schema, public, closed_struct_names())
+            self._document = document_problems(openapi_schema, public, closed_struct_names(), struct_schema_extras())
         return self.render_json(request, self._document)
 
 

@@ -26,6 +26,7 @@ from service.twofactor.schemas import (
     ContactChangedOut,
     DisableIn,
     EmailChangeIn,
+    FactorIn,
     PasswordFactorIn,
     PhoneChangeIn,
     SendCodeIn,
@@ -144,11 +145,11 @@ class TwoFactorController(Controller):
 
     @post("/step-up", status_code=HTTP_200_OK, summary="Re-verify with a second factor")
     async def step_up(
-        self, twofactor: NamedDependency[TwoFactorService], request: Request[Any, Any, Any], data: JSONBody[StepUpIn]
+        self, twofactor: NamedDependency[TwoFactorService], request: Request[Any, Any, Any], data: JSONBody[FactorIn]
     ) -> StepUpOut:
         """Verify an authenticator or backup code now; sensitive changes are allowed for a few minutes."""
         user = current_user(request)
-        claims = await twofactor.step_up(user, client_info(request), SecondFactor(data.code, data.backup_code))
+        claims = await twofactor.step_up(user, client_info(request), SecondFactor(*data.factor()))
         settings: Settings = request.app.state.settings
         return StepUpOut(
             access_token=_access_token(request, user.id, claims),

@@ -67,8 +67,6 @@ KNOWN_FAILURES: dict[str, str] = {
 # Known failures that the deterministic examples hit in some runs only (the examples shift as the document changes):
 # xfail without the staleness check, so the gate neither flakes on them nor forgets them.
 KNOWN_INTERMITTENT: dict[str, str] = {
-    "POST /api/me/contact/email": "twofactor: email documented without format: email; '000' -> 400",
-    "POST /api/2fa/step-up": "twofactor: {'backup_code': null} (all fields optional in the doc) -> 400",
     "POST /api/trading-accounts/{account_id}/orders/check": (
         "compliance: fails only in the full suite's test order (twice), passes alone and with this module; "
         "cause not yet found (open in the closing note)"
