@@ -70,6 +70,29 @@ def _build_table() -> dict[int, str]:
 
 
 _TABLE = _build_table()
+
+
+def _table_class() -> re.Pattern[str]:
+    """A character class covering every character ``_TABLE`` maps (and some it does not).
+
+    Code points less than 64 apart are merged into one range: a superset only costs a needless
+    translate(), and a class of ~20 ranges is tested several times faster than the exact ~65.
+    """
+    ranges: list[list[int]] = []
+    for cp in sorted(_TABLE):
+        if ranges and cp - ranges[-1][1] <= 64:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    return re.compile(
+        "[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges) + "]"
+    )
+
+
+# Most non-ASCII messages (emoji, Cyrillic, accented Latin) contain no character the table maps; one
+# search for such a character is much cheaper than translate(), which raises and catches a LookupError
+# internally for every character the table does not map.
+_MAPPED = _table_class()
 _MASTER = re.compile(
     r"(?P<nl>\n)"
     r"|(?P<url>(?:https?://|www\.)\S+)"
@@ -153,7 +176,7 @@ class Tok(msgspec.Struct, gc=False, eq=False):
 
 def normalise(text: str) -> str:
     """Map look-alike characters to ASCII one-to-one (same length as ``text``)."""
-    return text if text.isascii() else text.translate(_TABLE)
+    return text if text.isascii() or not _MAPPED.search(text) else text.translate(_TABLE)
 
 
 def parse_number(raw: str) -> tuple[Decimal | None, int, str | None]:
@@ -330,7 +353,7 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:
         toks = _merge_pairs(toks, lex)
     if len(toks) != count:  # merges shifted the indices
         nums = [i for i, t in enumerate(toks) if t.kind == NUM]
-    if "/" in low or "-" in low:
+    if nums and ("/" in low or "-" in low):
         _mark_dates(toks, low, nums)
     _classify_numbers(toks, low, nums)
     return toks
@@ -413,6 +436,25 @@ def _merge_phrases(toks: list[Tok], lex: Lexicon, starts: list[int]) -> list[Tok
 
 
 def _mark_dates(toks: list[Tok], low: str, nums: list[int]) -> None:
+    # Every date the regex finds has a middle digit group written between two separators ("12/05/2024",
+    # "2024-05-12"), which is always a number token with a touching "/" or "-" token on both sides. The
+    # regex (a look-behind first, so no fast prefix scan) is only run when such a number exists: zones and
+    # ranges ("2340-2345") have one separator and skip it.
+    last = len(toks) - 1
+    for i in nums:
+        if 0 < i < last:
+            tok, before, after = toks[i], toks[i - 1], toks[i + 1]
+            if (
+                before.kind == SEP
+                and after.kind == SEP
+                and before.text in "/-"
+                and after.text in "/-"
+                and before.end == tok.start
+                and after.start == tok.end
+            ):
+                break
+    else:
+        return
     spans = [m.span() for m in _DATE_SPAN.finditer(low)]
     if not spans:
         return
