@@ -5,7 +5,8 @@ the account's firm), and the platform admin's paper price feed.
 The push body is decoded action by action (:func:`signalos_core.offline.decode_push`): an invalid action is
 answered ``rejected:invalid`` naming the field (or ``rejected:client_upgrade_required`` for a kind or payload
 type this server does not know) and the rest of the batch applies; only what cannot be attributed to one action
-is a ``400 validation_error`` for the whole batch.
+refuses the whole batch (:func:`~service.sync.push_body.batch_refused`: 400 ``validation_error`` or 422
+``unprocessable``, naming the field). The body is documented by :class:`~service.sync.push_body.PushOperation`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from service.security.guards import (
     platform_admin_only,
 )
 from service.sync.compliance import account_advisor, record_decisions
+from service.sync.push_body import PushOperation, batch_refused
 from service.sync.schemas import PullResponse, PushResponse, QuoteIn, QuoteOut, SignalCancelIn, SignalCancelOut
 from service.sync.services import SyncService
 from signalos_core.offline import MAX_BATCH, PullRequest, decode_push
@@ -53,7 +55,7 @@ class SyncController(Controller):
     tags = ["sync"]
     guards = TRADING_GUARDS
 
-    @post("/push", status_code=HTTP_200_OK, summary="Push a batch of queued actions")
+    @post("/push", status_code=HTTP_200_OK, summary="Push a batch of queued actions", operation_class=PushOperation)
     async def push(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -75,7 +77,7 @@ class SyncController(Controller):
         try:
             data = decode_push(await request.body())
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise ProblemError("validation_error", detail=f"push body: {exc}") from exc
+            raise batch_refused(exc) from exc
         if account_id is None:
             return await _service(request, db_session).push(user.id, data)
         # Same per-account serialisation as the compliance endpoints, so audit appends never race them here.

@@ -299,3 +299,80 @@ def test_a_pull_cursor_past_64_bits_is_refused_naming_cursor(client: TestClient[
         if p["name"] == "cursor"
     )
     assert documented["schema"]["maximum"] == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (b"", "body"),
+        (b"not json", "body"),
+        (b"[]", "body"),
+        (b'{"device_id": "d1", "sent_at_device": "2026-03-02T09:00:00Z", "actions": [], "x": 1}', "x"),
+        (b'{"device_id": "d1", "actions": []}', "sent_at_device"),
+        (b'{"device_id": "d 1", "sent_at_device": "2026-03-02T09:00:00Z", "actions": []}', "device_id"),
+        (
+            b'{"device_id": "d1", "sent_at_device": "2026-03-02T09:00:00Z", "actions": [{"action": {"seq": 1}}]}',
+            "actions[0].action.action_id",
+        ),
+    ],
+)
+def test_a_refused_push_is_a_validation_problem_naming_the_field(
+    client: TestClient[Litestar], content: bytes, field: str
+) -> None:
+    """Whatever refuses the whole batch is a 400 validation_error with `errors` naming the field (house rule)."""
+    trader = register_and_login(client)
+    headers = {**trader["headers"], "Content-Type": "application/json"}
+    response = client.post("/api/sync/push", content=content, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert [e["field"] for e in body["errors"]] == [field], body
+
+
+_ACTION = '{"action": {"action_id": "%s", "device_id": "%s", "seq": %d}, "age_ms": 0}'
+
+
+@pytest.mark.parametrize(
+    ("actions", "field"),
+    [
+        ([("8d7e6a4e-7c4e-4b8e-9a51-0f3c2b1d9e11", "other", 1)], "actions[0].device_id"),
+        (
+            [("8d7e6a4e-7c4e-4b8e-9a51-0f3c2b1d9e11", "d1", 2), ("0b7e6a4e-7c4e-4b8e-9a51-0f3c2b1d9e12", "d1", 2)],
+            "actions[1].seq",
+        ),
+    ],
+)
+def test_a_batch_inconsistent_between_its_parts_is_unprocessable(
+    client: TestClient[Litestar], actions: list[tuple[str, str, int]], field: str
+) -> None:
+    """Rules JSON Schema cannot state (each action is the pushing device's, seq ascends): 422, nothing applied."""
+    trader = register_and_login(client)
+    items = ", ".join(_ACTION % action for action in actions)
+    content = f'{{"device_id": "d1", "sent_at_device": "2026-03-02T09:00:00Z", "actions": [{items}]}}'
+    headers = {**trader["headers"], "Content-Type": "application/json"}
+    response = client.post("/api/sync/push", content=content.encode(), headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "unprocessable"
+    assert [e["field"] for e in body["errors"]] == [field], body
+    pulled = client.get("/api/sync/pull", params={"device_id": "d1"}, headers=trader["headers"])
+    assert pulled.json()["outcomes"] == []
+
+
+def test_the_push_body_is_documented(client: TestClient[Litestar]) -> None:
+    """The document states the envelope and the identity every action needs; the example is accepted as is."""
+    operation = client.get("/schema/openapi.json").json()["paths"]["/api/sync/push"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert operation["requestBody"]["required"] is True
+    assert (sorted(schema["required"]), schema["additionalProperties"]) == (
+        ["actions", "device_id", "sent_at_device"], False,
+    )  # fmt: skip
+    assert schema["properties"]["actions"]["maxItems"] == 1000
+    action = schema["properties"]["actions"]["items"]["properties"]["action"]
+    assert sorted(action["required"]) == ["action_id", "device_id", "seq"]
+    trader = register_and_login(client)
+    response = client.post("/api/sync/push", json=schema["examples"][0], headers=trader["headers"])
+    assert response.status_code == 200, response.text
+    assert response.json()["results"] == []
