@@ -39,6 +39,8 @@ from signalos_core.plugins import host_compatible, parse_manifest
 __all__ = ["MarketplaceController", "ModerationController"]
 
 MAX_PACKAGE_BYTES = 16 * 1024 * 1024
+#: The largest search offset: a 64-bit signed integer in both databases (larger is a 400 naming ``offset``).
+MAX_OFFSET = 2**63 - 1
 
 
 async def provide_marketplace(
@@ -159,7 +161,11 @@ class MarketplaceController(Controller):
         ] = False,
         sort: Annotated[Literal["rating", "installs", "updated"], QueryParameter()] = "rating",
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Annotated[
+            # The database pages (a 64-bit OFFSET); Litestar documents bounds as floats, and float(2**63 - 1)
+            # rounds up to 2**63, so the maximum is stated exactly.
+            int, QueryParameter(ge=0, le=MAX_OFFSET, schema_extra={"maximum": MAX_OFFSET})
+        ] = 0,
     ) -> list[PluginSummaryOut]:
         """Listed plugins, filtered and sorted."""
         rows = await marketplace.search(

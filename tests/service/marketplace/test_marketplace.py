@@ -326,3 +326,20 @@ def test_search_pages_after_the_compatibility_filter(
     assert sorted(first + second) == ["acme.alpha", "acme.charlie", "acme.delta"]
     # Without the filter the database pages: four plugins, two per page.
     assert sorted(ids("limit=2&offset=0") + ids("limit=2&offset=2")) == everything
+
+
+@pytest.mark.parametrize("offset", [str(2**63), str(2**64 + 1), "-1"])
+def test_a_search_offset_past_64_bits_is_refused_naming_offset(
+    client: TestClient[Litestar], author: dict[str, Any], offset: str
+) -> None:
+    """The database pages with a 64-bit OFFSET: larger is a 400 naming it (it was a 500 from the driver)."""
+    response = client.get("/api/marketplace/plugins", params={"offset": offset}, headers=author["headers"])
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "validation_error"
+    assert [e["field"] for e in response.json()["errors"]] == ["offset"]
+    largest = client.get("/api/marketplace/plugins", params={"offset": str(2**63 - 1)}, headers=author["headers"])
+    assert largest.status_code == 200, largest.text
+    assert largest.json() == []
+    parameters = client.get("/schema/openapi.json").json()["paths"]["/api/marketplace/plugins"]["get"]["parameters"]
+    assert next(p for p in parameters if p["name"] == "offset")["schema"]["maximum"] == 2**63 - 1
