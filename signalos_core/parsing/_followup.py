@@ -8,10 +8,26 @@ a cue uses are *consumed*, so the new-order grammar does not read ``move SL to 1
 
 from __future__ import annotations
 
+import operator
+import re
 from decimal import Decimal
 
 from signalos_core.parsing._model import Action
-from signalos_core.parsing._tokens import EMO, INDEX, MONEY, NL, NUM, ORDINAL, PERCENT, PIPS, PRICE, SEP, WORD, Tok
+from signalos_core.parsing._tokens import (
+    EMO,
+    INDEX,
+    MONEY,
+    NL,
+    NUM,
+    ORDINAL,
+    PERCENT,
+    PIPS,
+    PRICE,
+    SEP,
+    TABLE,
+    WORD,
+    Tok,
+)
 
 __all__ = ["FollowUps", "scan_followups"]
 
@@ -71,14 +87,18 @@ class FollowUps:
 
 
 def _sentences(toks: list[Tok]) -> list[list[int]]:
-    out: list[list[int]] = [[]]
+    out: list[list[int]] = []
+    current: list[int] = []
     for i, tok in enumerate(toks):
         if tok.kind == NL or (tok.kind == SEP and tok.text in _SENTENCE_END):
-            if out[-1]:
-                out.append([])
+            if current:
+                out.append(current)
+                current = []
             continue
-        out[-1].append(i)
-    return [s for s in out if s]
+        current.append(i)
+    if current:
+        out.append(current)
+    return out
 
 
 class _Scanner:
@@ -101,23 +121,24 @@ class _Scanner:
         self.out.consumed.update(i for i in indices if i >= 0)
 
     def run(self) -> FollowUps:
-        present: set[str] = set()
-        arrow = False
-        for tok in self.toks:
-            if tok.concepts:
-                present |= tok.concepts
-            elif (tok.kind == SEP and tok.text == ">") or (tok.kind == EMO and tok.text[0] in "✅✔☑"):
-                arrow = True  # an arrow (SL → 2340) or a check mark (TP2 ✅) can carry a cue without a word
+        toks = self.toks
+        present = _EMPTY.union(*map(_CONCEPTS, toks))  # one C-level union instead of a Python loop
         out = self.out
-        out.present = frozenset(present)
+        out.present = present
         self.present = present
         out.update, out.defer, out.advice = "update" in present, "defer" in present, "advice" in present
         if out.advice:
             out.advice_at = [t.start for t in self.toks if "advice" in t.concepts]
         out.hedge, out.conditional = "hedge" in present, "conditional" in present
         out.image, out.option = "image" in present, "option" in present
-        if arrow or present & _TRIGGERS:
-            for sentence in _sentences(self.toks):
+        if not _TRIGGERS.isdisjoint(present) or (
+            # an arrow (SL → 2340) or a check mark (TP2 ✅) can carry a cue without a word
+            _ARROWISH.search(self.text)
+            and any(
+                (tok.kind == SEP and tok.text == ">") or (tok.kind == EMO and tok.text[0] in _TICKS) for tok in toks
+            )
+        ):
+            for sentence in _sentences(toks):
                 self._sentence(sentence)
         if not self.out.actions:
             self._bare_label()
@@ -154,7 +175,11 @@ class _Scanner:
         move_at = (
             next((k for k, i in enumerate(idx) if "move" in toks[i].concepts), None) if "move" in present else None
         )
-        hit_at = next((k for k, i in enumerate(idx) if toks[i].concepts & _HIT), None) if present & _HIT else None
+        hit_at = (
+            next((k for k, i in enumerate(idx) if toks[i].concepts & _HIT), None)
+            if not _HIT.isdisjoint(present)
+            else None
+        )
         if hit_at is not None and self._negated(idx, hit_at):
             hit_at = None  # "price almost tagged my stop", "no tocó el TP": not a hit
         hit_label = self._hit_label(idx, hit_at) if hit_at is not None else None
@@ -166,6 +191,8 @@ class _Scanner:
             self.cues += 1
             if self.cues > _MAX_CUES:
                 return  # no real message carries this many instructions; keeps hostile input linear
+            if c.isdisjoint(_CUES):
+                continue  # every rule below needs one of these concepts ("buy", "gold"... skip them all)
             hit = hit_at if k == hit_label else None
             if ("sl" in c or ("stop_word" in c and not self._after_side(idx, k))) and "emoji_label" not in c:
                 self._sl(idx, k, move_at, hit)
@@ -213,7 +240,7 @@ class _Scanner:
     def _ticked(self, idx: list[int], k: int) -> bool:
         """The rest of the label's line is only a check mark (no price): a TP reported as reached."""
         rest = [self.toks[j] for j in idx[k + 1 :]]
-        ticks = [t for t in rest if t.kind == EMO and t.text[0] in "✅✔☑"]
+        ticks = [t for t in rest if t.kind == EMO and t.text[0] in _TICKS]
         others = [t for t in rest if t.kind in (WORD, NUM) and not (t.kind == NUM and t.ncls == INDEX)]
         small = [t for t in others if t.kind == NUM and t.value is not None and t.value <= 20 and not t.decimals]
         return bool(ticks) and len(others) == len(small) <= 1
@@ -416,6 +443,30 @@ class _Scanner:
 
 
 _STRONG_BE_CONCEPT_GUARD = frozenset({"breakeven"})
+_EMPTY: frozenset[str] = frozenset()
+_CONCEPTS = operator.attrgetter("concepts")
+_TICKS = "✅✔☑"
+# Characters of the original text that can become a ">" separator or a check mark: a cheap test that
+# spares most messages the look for one among their tokens.
+_ARROWISH = re.compile("[" + re.escape(">" + _TICKS + "".join(chr(k) for k, v in TABLE.items() if v == ">")) + "]")
+# Concepts that some rule of _Scanner._sentence acts on; a word with none of them is only counted.
+_CUES = frozenset(
+    {
+        "sl",
+        "stop_word",
+        "tp",
+        "tp_glued",
+        "close",
+        "cancel",
+        "entry",
+        "stopped",
+        "half",
+        "partial",
+        "breakeven",
+        "triggered",
+        "hold",
+    }
+)
 _HIT = frozenset({"hit", "stopped"})
 _MAX_CUES = 64
 # Concepts without which no sentence can hold a follow-up cue (lets plain signals skip the scan).

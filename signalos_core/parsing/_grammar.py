@@ -38,6 +38,7 @@ _LIST_SEPS = frozenset({"/", ",", "&", "-", "and", "|", ";", "_"})
 _LADDER_SEPS = frozenset({"&", "and", ","})
 _SKIPPABLE_SEPS = frozenset({":", "-", ".", "=", "#", "@", "(", ")", "*", ">", "<", "|", "~", "{", "}", "[", "]"})
 _LABEL_KINDS = ("sl", "tp", "entry")
+_NONE: frozenset[str] = frozenset()
 
 
 class _Extractor(TokenView):
@@ -78,13 +79,14 @@ class _Extractor(TokenView):
             kind = tok.kind
             if kind == NL:
                 self._newline(i)
-                self.recent, self.line_future = [], False
+                self.recent1 = self.recent2 = _NONE
+                self.line_future = False
             elif kind == WORD:
                 self._word(i, tok)
                 c = tok.concepts
-                recent = self.recent
-                self.recent = [recent[-1], c] if recent else [c]
-                if not self.line_future and "future" in c:
+                self.recent2 = self.recent1
+                self.recent1 = c
+                if "future" in c:
                     self.line_future = True
             elif kind == NUM:
                 self._number(i, tok)
@@ -98,7 +100,10 @@ class _Extractor(TokenView):
             for draft in self.drafts:
                 if draft.symbol is None:
                     draft.symbol, draft.symbol_tok = self.coin
-        drafts = [d for d in self.drafts if d.side or d.has_values() or d.symbol]
+        drafts = []
+        for d in self.drafts:
+            if d.side or d.has_values() or d.symbol:
+                drafts.append(d)
         share_levels(drafts)
         return drafts
 

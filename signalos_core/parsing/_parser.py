@@ -119,13 +119,20 @@ class SignalParser:
         default_symbol = (context.default_symbol if context else None) or self.default_symbol
         has_default = default_symbol is not None
         short = _Short(toks)
-        opened = [d for d in drafts if _open_strength(d, has_default, short) > 0]
-        strong = any(_open_strength(d, has_default, short) >= 2 for d in opened)
+        opened = []
+        strong = False
+        for d in drafts:  # one strength per draft (plain loops: most messages have one draft and no action)
+            strength = _open_strength(d, has_default, short)
+            if strength > 0:
+                opened.append(d)
+                strong = strong or strength >= 2
         if follow.verb_cue and not any(d.has_values() for d in opened):
             strong = False  # "Cancel the EURUSD buy limit": words of an order, but an instruction about one
-        actions = [a for a in follow.actions if a[0].action not in _PASSIVE] or follow.actions
-        if follow.defer and actions and all(not _has_value(a[0]) for a in actions):
-            actions = []
+        actions = follow.actions
+        if actions:
+            actions = [a for a in actions if a[0].action not in _PASSIVE] or actions
+            if follow.defer and all(not _has_value(a[0]) for a in actions):
+                actions = []
         if (
             "summary" in follow.present
             and all(a[0].action in ("profit_report", "close", "tp_hit") for a in actions)
@@ -133,14 +140,15 @@ class SignalParser:
         ):
             # "results this week: +540 pips", "yesterday's BUY GOLD 2330 -> closed +50": a summary, not a trade
             return self._finish(ParseResult(kind="noise", confidence=0.8))
-        hits = any(a[0].action in ("tp_hit", "sl_hit") for a in actions)
-        exits = any(a[0].action in ("close", "close_all", "cancel") for a in actions) and not any(
-            d.has_levels() for d in opened
-        )
-        if actions and (follow.update or hits or exits or not strong):
-            # a hit report inside an order-shaped text is an edited signal reporting progress, and an exit post
-            # repeating the entry (no SL/TP) closes a trade: neither is ever a new order
-            return self._followup(text, toks, follow, actions, drafts, context, default_symbol)
+        if actions:
+            hits = any(a[0].action in ("tp_hit", "sl_hit") for a in actions)
+            exits = any(a[0].action in ("close", "close_all", "cancel") for a in actions) and not any(
+                d.has_levels() for d in opened
+            )
+            if follow.update or hits or exits or not strong:
+                # a hit report inside an order-shaped text is an edited signal reporting progress, and an exit
+                # post repeating the entry (no SL/TP) closes a trade: neither is ever a new order
+                return self._followup(text, toks, follow, actions, drafts, context, default_symbol)
         if opened:
             if follow.consumed:
                 # a compound message: re-read the order without the follow-up's claims on its labels
@@ -334,7 +342,10 @@ def _same_line(text: str, offset: int, others: list[int]) -> bool:
 
 
 def _plain_chat(toks: list[Any]) -> bool:
-    return not any(t.concepts or t.sym is not None or t.kind == NUM for t in toks)
+    for t in toks:  # noqa: SIM110 - a loop, not any() over a generator: this runs for every message
+        if t.concepts or t.sym is not None or t.kind == NUM:
+            return False
+    return True
 
 
 def _has_prices(toks: list[Any]) -> bool:

@@ -10,6 +10,7 @@ price from the context; a zone or TP list written as ``105.70-85`` expands from 
 from __future__ import annotations
 
 import itertools
+import operator
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +57,8 @@ PENALTIES: dict[str, float] = {
     "out_of_scope": 0.5,
 }
 _TWO = Decimal(2)
+_ZEROS = itertools.repeat(0.0)
+_FIRST = operator.itemgetter(0)
 _HUNDRED = Decimal(100)
 _TP_FIELDS = tuple(f"tp[{k}]" for k in range(16))  # span names of the usual TP counts, built once
 _OUTLIER_SHARE = Decimal("0.3")  # a price further than 30 % from the message's median is implausible
@@ -127,16 +130,18 @@ class _Final:
         sl = d.sl
         if band is not None:
             lo, hi = band  # a value inside the band is never re-read (the common case skips the call)
-            entry_vals = [(v, t) if lo <= v <= hi else self._thousands(v, t, band) for v, t in entry_vals]
-            tps = [(v, t) if lo <= v <= hi else self._thousands(v, t, band) for v, t in tps]
+            for vals in (entry_vals, tps):  # in place (both are copies), no comprehension
+                for k, (v, t) in enumerate(vals):
+                    if not lo <= v <= hi:
+                        vals[k] = self._thousands(v, t, band)
             sl = (sl if lo <= sl[0] <= hi else self._thousands(sl[0], sl[1], band)) if sl else None
         # whole message in last-digit shorthand (Persian channels: "56 و 60", "استاپ 63")
         values = (
-            [v for v, _ in entry_vals] + [v for v, _ in tps] + ([sl[0]] if sl else [])
+            [*map(_FIRST, entry_vals), *map(_FIRST, tps), *([sl[0]] if sl else [])]
             if band is not None and band[0] >= _HUNDRED
             else None  # only symbols priced in the hundreds or more can be written in last-digit shorthand
         )
-        if values and all(v < _HUNDRED and v == v.to_integral() for v in values):
+        if values and max(values) < _HUNDRED and all(v == v.to_integral() for v in values):
             self.flags.add("shorthand_prices")
             if self.price is None:
                 self.flags.add("needs_reference_price")
@@ -153,13 +158,13 @@ class _Final:
         self._entry(entry_vals)
         f["sl"] = sl[0] if sl else None
         self.span("sl", sl[1] if sl else None, "label SL")
-        f["tp"] = tuple(v for v, _ in tps)
+        f["tp"] = tuple(map(_FIRST, tps))
         spans = self.spans
         for k, (_, tok) in enumerate(tps):
             spans.append(Span(_TP_FIELDS[k] if k < len(_TP_FIELDS) else f"tp[{k}]", tok.start, tok.end, "label TP"))
         f["tp_open"] = d.tp_open
         f["sl_pips"] = d.sl_pips[0] if d.sl_pips else None
-        f["tp_pips"] = tuple(v for v, _ in d.tp_pips)
+        f["tp_pips"] = tuple(map(_FIRST, d.tp_pips))
         self._side()
         self._order_type()
         self._convert_pips(info.pip if info else None)
@@ -206,7 +211,7 @@ class _Final:
             return
         for k, (_, tok) in enumerate(vals):
             self.span("entry" if len(vals) == 1 else f"entry[{k}]", tok, "entry label or first price")
-        numbers = [v for v, _ in vals]
+        numbers = list(map(_FIRST, vals))
         if len(numbers) == 1:
             f["entry"] = numbers[0]
             return
@@ -285,7 +290,7 @@ class _Final:
             if sl is not None and low is not None and high is not None and ((sl >= low) if buy else (sl <= high)):
                 edge = "sl_at_zone_edge" if low != high else "sl_at_entry"
                 flags.add(edge if sl in (low, high) else "sl_wrong_side")
-            steps = [b - a for a, b in itertools.pairwise(tps)]
+            steps = list(map(operator.sub, tps[1:], tps[:-1]))  # b - a for each pair, without a comprehension
             if steps:  # min/max instead of any() over generators: the same answers, cheaper
                 if (min(steps) < 0) if buy else (max(steps) > 0):
                     flags.add("tp_unordered")
@@ -296,7 +301,10 @@ class _Final:
                 scale = max(scale, abs(ref_tp - sl))
             if scale and steps and max(map(abs, steps)) > 6 * scale:
                 flags.add("tp_implausible")
-        prices = [p for p in ((low, high, sl) if low is not None else (sl,)) if p is not None] + tps
+        prices = [low, high] if low is not None else []  # high is set whenever low is
+        if sl is not None:
+            prices.append(sl)
+        prices += tps
         if band is not None:
             for p in prices:
                 if not band[0] <= p <= band[1]:
@@ -324,5 +332,5 @@ def finalise(draft: Draft, lex: Lexicon, current_price: Decimal | None) -> tuple
 
 def confidence(flags: set[str], base: float = 1.0) -> float:
     """``base`` minus the penalty of each flag, floored at 0.05 and rounded to 3 places."""
-    score = base - sum(PENALTIES.get(flag, 0.0) for flag in flags)
+    score = base - sum(map(PENALTIES.get, flags, _ZEROS))  # PENALTIES.get(flag, 0.0), without a generator
     return round(max(0.05, min(1.0, score)), 3)

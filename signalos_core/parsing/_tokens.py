@@ -17,7 +17,7 @@ import msgspec
 
 from signalos_core.parsing._lexicon import Lexicon, normalise_key
 
-__all__ = ["Tok", "tokenize"]
+__all__ = ["TABLE", "Tok", "tokenize"]
 
 # Token kinds.
 NL, WORD, NUM, SEP, EMO = 0, 1, 2, 3, 4
@@ -70,6 +70,7 @@ def _build_table() -> dict[int, str]:
 
 
 _TABLE = _build_table()
+TABLE = _TABLE  # read-only: the follow-up scan derives a prefilter from it
 
 
 def _table_class() -> re.Pattern[str]:
@@ -340,8 +341,10 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:
                 pieces, starts, num_at, has_slash = cache.get(chunk) or _chunk_entry(lex, chunk)
                 if starts or num_at:
                     base = len(toks)
-                    phrase_starts.extend([base + k for k in starts])
-                    nums.extend([base + k for k in num_at])
+                    for k in starts:  # plain loops: zero or one item, a comprehension costs a function call
+                        phrase_starts.append(base + k)
+                    for k in num_at:
+                        nums.append(base + k)
                 slash = slash or has_slash
                 for piece in pieces:
                     append(stamp(piece, start=pos + piece.start, end=pos + piece.end, line=line_no))
@@ -352,7 +355,10 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:
     if slash:
         toks = _merge_pairs(toks, lex)
     if len(toks) != count:  # merges shifted the indices
-        nums = [i for i, t in enumerate(toks) if t.kind == NUM]
+        nums = []
+        for i, t in enumerate(toks):
+            if t.kind == NUM:
+                nums.append(i)
     if nums and ("/" in low or "-" in low):
         _mark_dates(toks, low, nums)
     _classify_numbers(toks, low, nums)

@@ -6,10 +6,14 @@ later on this line?" stay linear in the message length, whatever the input.
 
 from __future__ import annotations
 
+import operator
+
 from signalos_core.parsing._draft import line_info
 from signalos_core.parsing._tokens import EMO, NL, NUM, PRICE, SEP, WORD, Tok
 
 __all__ = ["TokenView"]
+
+_LINE = operator.attrgetter("line")
 
 
 class TokenView:
@@ -19,9 +23,11 @@ class TokenView:
         self.toks = toks
         self.text = text
         self.consumed = consumed
-        self.line_of = [t.line for t in toks]
+        self.line_of = list(map(_LINE, toks))
         self.bare_lines: list[bool] | None = None
-        self.recent: list[frozenset[str]] = []  # concepts of the last two words on the current line
+        # concepts of the last two words on the current line (empty when there are fewer)
+        self.recent1: frozenset[str] = frozenset()
+        self.recent2: frozenset[str] = frozenset()
         self.line_future = False  # a future/condition word seen earlier on the current line
         self.hedge_lines: set[int] | None = None
         self.ahead: tuple[list[int], list[int], list[int]] | None = None
@@ -40,7 +46,7 @@ class TokenView:
 
     def _hedged_line(self, i: int) -> bool:
         if self.hedge_lines is None:  # computed once per message, only if a side word asks
-            self.hedge_lines = {self.line_of[j] for j, t in enumerate(self.toks) if "hedge" in t.concepts}
+            self.hedge_lines = {t.line for t in self.toks if "hedge" in t.concepts}
         return self.line_of[i] in self.hedge_lines
 
     def _colon_next(self, i: int) -> bool:
@@ -50,7 +56,8 @@ class TokenView:
         """(a negation within two words before token ``i``, a future/condition word earlier on its line).
 
         Kept up to date by :meth:`run` while it walks the line, so repeated side words stay linear."""
-        return any("negation" in c and "id" not in c for c in self.recent), self.line_future
+        r1, r2 = self.recent1, self.recent2
+        return ("negation" in r1 and "id" not in r1) or ("negation" in r2 and "id" not in r2), self.line_future
 
     def _ahead(self) -> tuple[list[int], list[int], list[int]]:
         """Per token: index of the next side word, next price and next SL/TP label on the same line (or a
