@@ -108,7 +108,7 @@ class _Scanner:
         self.has_reply = has_reply
         self.out = FollowUps()
         self.cues = 0
-        self.present: set[str] = set()
+        self.present: frozenset[str] = frozenset()
 
     def add(self, action: Action, *indices: int) -> None:
         if any(action == known for known, _, _ in self.out.actions):
@@ -122,7 +122,7 @@ class _Scanner:
 
     def run(self) -> FollowUps:
         toks = self.toks
-        present = _EMPTY.union(*map(_CONCEPTS, toks))  # one C-level union instead of a Python loop
+        present: frozenset[str] = _EMPTY.union(*map(_CONCEPTS, toks))  # one C-level union, no Python loop
         out = self.out
         out.present = present
         self.present = present

@@ -23,7 +23,7 @@ class TokenView:
         self.toks = toks
         self.text = text
         self.consumed = consumed
-        self.line_of = list(map(_LINE, toks))
+        self.line_of: list[int] = list(map(_LINE, toks))
         self.bare_lines: list[bool] | None = None
         # concepts of the last two words on the current line (empty when there are fewer)
         self.recent1: frozenset[str] = frozenset()
