@@ -4,8 +4,12 @@ The device checked its intents against a cached profile (advisory); here the tra
 live state decide, so a profile tightened while the device was offline still refuses what it no longer allows.
 Every decision is appended to the account's hash-chained audit trail in the push's own transaction (so it can be
 replayed like a pre-trade check), and the push holds the account's in-process lock like the compliance
-endpoints do. Fills of synced orders go to the paper/broker leg, not into the compliance state: feed them
-through ``POST /api/trading-accounts/{id}/feed`` as the broker reports them.
+endpoints do (and, on PostgreSQL, its row lock, as other replicas' checks take it).
+
+An applied open is *reserved* in the account's compliance state exactly like an allowed pre-trade check: later
+opens of the same batch, and every later check, count it as a position until the broker's fill arrives through
+``POST /api/trading-accounts/{id}/feed`` (or the reservation expires). Fills of synced orders go to the
+paper/broker leg, not into the compliance state: feed them as the broker reports them.
 """
 
 from __future__ import annotations
@@ -16,41 +20,58 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.compliance.audit import account_chain
-from service.compliance.engine import decode_state, ensure_day_start, fired_dict, state_for_check
+from service.compliance.engine import (
+    decode_state,
+    encode_state,
+    ensure_day_start,
+    fired_dict,
+    reserve,
+    state_for_check,
+)
 from service.compliance.models import TradingAccount
 from service.compliance.services import ComplianceService
 from service.problems import ProblemError
 from service.security.tokens import CurrentUser
 from signalos_core.audit import AuditEntry
 from signalos_core.compliance import AccountState, Decision, Engine, Order
-from signalos_core.offline import EngineAdvisor
+from signalos_core.offline import EngineAdvisor, PushResponse
 
-__all__ = ["AuditedAdvisor", "account_advisor", "record_decisions"]
+__all__ = ["AuditedAdvisor", "account_advisor", "record_decisions", "save_reservations"]
 
 
 class _RecordingEngine:
-    """Delegates ``check`` to the real engine and keeps every (state, order, decision) for the audit trail."""
+    """Delegates ``check`` to the real engine, keeps every (state, order, decision) for the audit trail, and
+    reserves each allowed open so the next order of the batch is checked against it."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, state: AccountState, now: datetime) -> None:
         self.engine = engine
+        self.state = state
+        self.now = now
         self.checks: list[tuple[AccountState, Order, Decision]] = []
+
+    def snapshot(self) -> AccountState:
+        return state_for_check(self.state, self.now)
 
     def check(self, state: AccountState, order: Order) -> Decision:
         decision = self.engine.check(state, order)
         self.checks.append((state, order, decision))
+        if decision.allowed and order.intent == "open" and order.id:
+            self.state = reserve(self.state, order, order.id, self.now)
         return decision
 
 
 class AuditedAdvisor(EngineAdvisor):
     """An :class:`EngineAdvisor` over one trading account whose decisions are recorded for the audit trail."""
 
-    def __init__(self, account: TradingAccount, engine: Engine, snapshot: AccountState) -> None:
+    def __init__(self, account: TradingAccount, engine: Engine, state: AccountState, now: datetime) -> None:
         self.account = account
-        self.recorder = _RecordingEngine(engine)
-        super().__init__(cast(Engine, self.recorder), lambda: snapshot)
+        self.read_version = account.state_version
+        self.recorder = _RecordingEngine(engine, state, now)
+        super().__init__(cast(Engine, self.recorder), self.recorder.snapshot, clock=lambda: now)
 
 
 async def account_advisor(
@@ -60,6 +81,8 @@ async def account_advisor(
     state = request.app.state
     accounts = ComplianceService(db, state.compliance_audit, state.compliance_engines)
     account = await accounts.get_account(user, account_id)
+    # PostgreSQL: hold the account row like the compliance endpoints do, so no other replica's check interleaves.
+    await db.refresh(account, with_for_update=True)
     mode = await accounts.current_mode(account)
     if mode is None:
         raise ProblemError(
@@ -67,8 +90,29 @@ async def account_advisor(
         )
     engine = accounts.engine_for(mode)
     now = datetime.now(UTC)
-    snapshot = state_for_check(ensure_day_start(engine, decode_state(account.state), now), now)
-    return AuditedAdvisor(account, engine, snapshot)
+    return AuditedAdvisor(account, engine, ensure_day_start(engine, decode_state(account.state), now), now)
+
+
+async def save_reservations(db: AsyncSession, advisor: AuditedAdvisor, response: PushResponse) -> None:
+    """Keep the reservations of the opens that were applied (an allowed open can still be refused afterwards,
+    e.g. ``rejected:price_moved``) and store the state in the push's transaction; a concurrent writer makes the
+    push fail with ``sync_busy`` (retryable, deduplicated by action id)."""
+    recorder = advisor.recorder
+    earlier = {order.id for order in decode_state(advisor.account.state).pending_orders}
+    applied = {f"rsv:{result.action_id}" for result in response.results if result.code == "applied"}
+    made = {order.id for order in recorder.state.pending_orders} - earlier
+    if not made & applied:
+        return
+    kept = [order for order in recorder.state.pending_orders if order.id not in made or order.id in applied]
+    state = msgspec.structs.replace(recorder.state, pending_orders=kept)
+    result = await db.execute(
+        update(TradingAccount)
+        .where(TradingAccount.id == advisor.account.id, TradingAccount.state_version == advisor.read_version)
+        .values(state=encode_state(state), state_version=advisor.read_version + 1, updated_at=recorder.now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ProblemError("sync_busy", detail="the account's compliance state changed during the push; retry it")
 
 
 async def record_decisions(

@@ -32,7 +32,7 @@ from service.security.guards import (
     firm_admin_or_platform_admin,
     platform_admin_only,
 )
-from service.sync.compliance import account_advisor, record_decisions
+from service.sync.compliance import account_advisor, record_decisions, save_reservations
 from service.sync.push_body import PushOperation, batch_refused
 from service.sync.schemas import PullResponse, PushResponse, QuoteIn, QuoteOut, SignalCancelIn, SignalCancelOut
 from service.sync.services import SyncService
@@ -85,6 +85,7 @@ class SyncController(Controller):
             advisor = await account_advisor(db_session, request, user, account_id)
             response = await SyncService(db_session, advisor).push(user.id, data)
             await record_decisions(db_session, request, user, advisor, data.device_id)
+            await save_reservations(db_session, advisor, response)
             return response
 
     @get("/pull", summary="Pull outcomes and the account state")

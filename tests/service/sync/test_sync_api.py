@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from signalos_core.offline import (
     SyncEngine,
     position_id_for,
 )
+from tests.service.compliance.conftest import ACME_YAML
 from tests.service.conftest import promote, register_and_login
 
 D = Decimal
@@ -376,3 +378,53 @@ def test_the_push_body_is_documented(client: TestClient[Litestar]) -> None:
     response = client.post("/api/sync/push", json=schema["examples"][0], headers=trader["headers"])
     assert response.status_code == 200, response.text
     assert response.json()["results"] == []
+
+
+def test_applied_synced_opens_are_reserved_like_pre_trade_checks(
+    client: TestClient[Litestar], admin: dict[str, Any], tmp_path: Path
+) -> None:
+    """Opens of one batch are checked against each other, and the applied ones count for every later check until
+    the broker's fill arrives; an allowed open that is refused afterwards (price moved) reserves nothing."""
+    _set_price(client, admin, "EURUSD", "1.1000")
+    trader = register_and_login(client)
+    account = client.post(
+        "/api/trading-accounts",
+        json={"name": "Own", "broker": "Paper", "platform": "MT5", "account_size": "100000"},
+        headers=trader["headers"],
+    ).json()["id"]
+    # A personal mode allowing at most 5 lots open (`gt`: exactly 5 is allowed).
+    profile = ACME_YAML.replace("acme-challenge", "five-lots")
+    assert client.post("/api/me/compliance-profiles", json={"yaml": profile}, headers=trader["headers"]).is_success
+    mode = client.put(
+        f"/api/trading-accounts/{account}/mode",
+        json={"source": "personal", "profile_id": "five-lots", "reason": "my limits"},
+        headers=trader["headers"],
+    )
+    assert mode.status_code == 200, mode.text
+    device = OfflineClient(Outbox(tmp_path / "phone.db", device_id="phone-1"))
+    try:
+        engine = SyncEngine(
+            device.outbox, HttpSyncTransport(client, trader["access_token"], account_id=account), backoff=Backoff(0, 0)
+        )
+        first = device.open("EURUSD", "buy", D("3"), ref_price=D("1.1000"), stop_loss=D("1.0950"))
+        second = device.open("EURUSD", "buy", D("3"), ref_price=D("1.1000"), stop_loss=D("1.0950"))
+        stale = device.open("EURUSD", "buy", D("1"), ref_price=D("1.2000"), stop_loss=D("1.1950"))
+        summary = engine.sync_once()
+        assert (summary.applied, summary.not_applied) == (1, 2), summary
+        codes = {entry.action.action_id: entry.code for entry in device.report()}
+        assert codes == {second.action_id: "rejected:compliance:acme.max_lots", stale.action_id: "rejected:price_moved"}
+        assert first.action_id not in codes
+    finally:
+        device.outbox.close()
+
+    def check(lots: str) -> bool:
+        at = datetime.now(UTC).isoformat()
+        order = {"symbol": "EURUSD", "side": "buy", "size": lots, "price": "1.1000", "stop_loss": "1.0950", "at": at}
+        response = client.post(f"/api/trading-accounts/{account}/orders/check", json=order, headers=trader["headers"])
+        assert response.status_code == 200, response.text
+        allowed: bool = response.json()["allowed"]
+        return allowed
+
+    # The applied 3 lots are reserved (the stale 1 lot is not): 2 more fit, 3 more do not.
+    assert check("2") is True
+    assert check("3") is False
