@@ -12,7 +12,8 @@ serves ``/schema/openapi.json`` with that corrected once per application, so cli
 - an operation whose path the access-token middleware skips and whose handler has no guard is public:
   ``security: []``; every other operation documents ``401`` (``not_authenticated``) and ``403`` (``forbidden``);
 - a struct declared with ``forbid_unknown_fields`` says ``additionalProperties: false`` (msgspec refuses them);
-- a struct's ``__openapi_extra__`` keywords (:func:`struct_schema_extras`) are added to its component;
+- a struct's ``__openapi_extra__`` keywords (rules msgspec cannot state on a struct but the service enforces, e.g.
+  ``minProperties``) are added to its component;
 - the bearer scheme loses the ``name`` Litestar gives it (not allowed on an ``http`` scheme in OpenAPI 3.1).
 
 :class:`DecimalSchemaPlugin` documents ``Decimal`` (money, sizes, prices) as the decimal string msgspec accepts
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -47,9 +48,8 @@ __all__ = [
     "PROBLEM_SCHEMA",
     "DecimalSchemaPlugin",
     "ProblemAwareJsonRenderPlugin",
-    "closed_struct_names",
+    "api_structs",
     "document_problems",
-    "struct_schema_extras",
 ]
 
 # A finite decimal number as text: what msgspec decodes into Decimal, without NaN/Infinity (msgspec refuses
@@ -116,47 +116,57 @@ def _struct_types(root: type[msgspec.Struct] = msgspec.Struct) -> Iterator[type[
         yield from _struct_types(sub)
 
 
-def closed_struct_names() -> set[str]:
-    """Component names of structs that forbid unknown fields (names shared with an open struct are left out)."""
-    closed: set[str] = set()
-    open_: set[str] = set()
-    for struct in _struct_types():
-        names = {struct.__name__, f"{struct.__module__}.{struct.__qualname__}".replace(".", "_")}
-        (closed if struct.__struct_config__.forbid_unknown_fields else open_).update(names)
-    return closed - open_
+def _component_names(struct: type[msgspec.Struct]) -> tuple[str, str]:
+    # Litestar names a component after the class, or after its dotted path when two classes share the name.
+    return struct.__name__, f"{struct.__module__}.{struct.__qualname__}".replace(".", "_")
 
 
-def struct_schema_extras() -> dict[str, dict[str, Any]]:
-    """Component names -> the JSON Schema keywords a struct declares in ``__openapi_extra__``.
+def _properties(struct: type[msgspec.Struct]) -> set[str]:
+    names = {field.encode_name for field in msgspec.structs.fields(struct)}
+    tag_field = struct.__struct_config__.tag_field
+    return names | {tag_field} if tag_field else names
 
-    For rules msgspec cannot state on a struct but the service enforces (e.g. ``minProperties``: exactly one of
-    two optional fields), so the document says what is accepted.
+
+def _structs_of(
+    schemas: dict[str, Any], structs: Iterable[type[msgspec.Struct]]
+) -> dict[str, list[type[msgspec.Struct]]]:
+    """Component name -> the structs it can stand for: same name and exactly the component's properties.
+
+    The shape matters, not only the name: any struct of the process counts (a test module's open ``Order`` as
+    well as the API's closed one), so matching by name alone made the document depend on what was imported.
     """
-    extras: dict[str, dict[str, Any]] = {}
-    for struct in _struct_types():
-        extra = struct.__dict__.get("__openapi_extra__")
-        if isinstance(extra, dict):
-            for name in (struct.__name__, f"{struct.__module__}.{struct.__qualname__}".replace(".", "_")):
-                extras[name] = extra
-    return extras
+    found: dict[str, list[type[msgspec.Struct]]] = {}
+    for struct in structs:
+        for name in _component_names(struct):
+            component = schemas.get(name)
+            if (
+                isinstance(component, dict)
+                and component.get("type") == "object"
+                and set(component.get("properties", {})) == _properties(struct)
+            ):
+                found.setdefault(name, []).append(struct)
+    return found
+
+
+def api_structs() -> list[type[msgspec.Struct]]:
+    """Every msgspec struct class of the process (:func:`document_problems` picks the components' own)."""
+    return list(_struct_types())
 
 
 def document_problems(
-    document: dict[str, Any],
-    public: set[tuple[str, str]],
-    closed_structs: Iterable[str] = (),
-    struct_extras: Mapping[str, Mapping[str, Any]] | None = None,
+    document: dict[str, Any], public: set[tuple[str, str]], structs: Iterable[type[msgspec.Struct]] = ()
 ) -> dict[str, Any]:
     """A copy of ``document`` with problem+json errors and per-operation security (see the module docs)."""
     result = copy.deepcopy(document)
     schemas: dict[str, Any] = result.setdefault("components", {}).setdefault("schemas", {})
-    for name in set(closed_structs) & set(schemas):
+    for name, candidates in _structs_of(schemas, structs).items():
         component = schemas[name]
-        if isinstance(component, dict) and component.get("type") == "object":
+        # Only when every struct the component can stand for says so.
+        if all(c.__struct_config__.forbid_unknown_fields for c in candidates):
             component.setdefault("additionalProperties", False)
-    for name, extra in (struct_extras or {}).items():
-        if isinstance(schemas.get(name), dict):
-            schemas[name].update(copy.deepcopy(dict(extra)))
+        extras = [c.__dict__.get("__openapi_extra__") for c in candidates]
+        if isinstance(extras[0], dict) and all(extra == extras[0] for extra in extras):
+            component.update(copy.deepcopy(extras[0]))
     schemas["Problem"] = copy.deepcopy(PROBLEM_SCHEMA)
     # Litestar's JWT backend gives its `http` scheme an apiKey-style `name`, which OpenAPI 3.1 forbids there.
     for scheme in result["components"].get("securitySchemes", {}).values():
@@ -195,7 +205,7 @@ class ProblemAwareJsonRenderPlugin(JsonRenderPlugin):
         """Render the corrected document as JSON."""
         if self._document is None:
             public = _public_operations(request.app, self._public_paths)
-            self._document = document_problems(openapi_schema, public, closed_struct_names(), struct_schema_extras())
+            self._document = document_problems(openapi_schema, public, api_structs())
         return self.render_json(request, self._document)
 
 

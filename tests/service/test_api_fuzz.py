@@ -60,19 +60,14 @@ SESSION_ENDING = {
 # Known failures in areas the gate does not own (their owners had not fixed them at 07:20 UTC on 2026-11-28),
 # by operation label, or "label [backend]" when only one backend's deterministic examples hit it. Reproductions
 # are in the gate's report. Strict: an operation that stops failing fails `test_known_failures_still_fail`.
-KNOWN_FAILURES: dict[str, str] = {
-    "POST /api/sync/push": (
-        "sync: the body is documented and a refused batch names the field now, but an action's `seq` written as "
-        "an integral float (`11313747.0`, an integer to JSON Schema) is refused with 400 (msgspec's int is strict)"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 # Known failures that the deterministic examples hit in some runs only (the examples shift as the document changes):
 # xfail without the staleness check, so the gate neither flakes on them nor forgets them.
 KNOWN_INTERMITTENT: dict[str, str] = {
-    "POST /api/trading-accounts/{account_id}/orders/check": (
-        "compliance: fails only in the full suite's test order (twice), passes alone and with this module; "
-        "cause not yet found (open in the closing note)"
+    "POST /api/sync/push": (
+        "sync: an action's `seq` written as an integral float (`11313747.0`, an integer to JSON Schema) is refused "
+        "with 400 (msgspec's int is strict); drawn alone and in this module's run, not after the other service tests"
     ),
 }
 

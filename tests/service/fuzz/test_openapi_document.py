@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgspec
 import pytest
 import schemathesis
 from jsonschema import Draft202012Validator
@@ -131,3 +132,24 @@ def test_decimal_is_documented_as_a_decimal_string(document: dict[str, Any], cli
     )
     assert response.status_code == 400, response.text
     assert response.json()["errors"][0]["field"] == "account_size"
+
+
+def test_closed_structs_stay_closed_whatever_else_the_process_defines(client: TestClient[Litestar]) -> None:
+    """An open struct of the same name elsewhere in the process (a test module's ``Order``) must not reopen the
+    API's ``Order``: the document depended on which modules were imported, so the fuzz gate's examples for
+    ``orders/check`` differed in the full suite (extra properties generated as valid, refused with a 400)."""
+
+    class Order(msgspec.Struct):  # the same component name as the pre-trade check's body, but open
+        symbol: str
+
+    document = client.get("/schema/openapi.json").json()
+    assert Order.__struct_config__.forbid_unknown_fields is False
+    assert document["components"]["schemas"]["Order"]["additionalProperties"] is False
+    tokens = register_and_login(client)
+    body = {"symbol": "EURUSD", "side": "buy", "size": "1", "at": "2026-05-12T09:30:00Z", "extra": 1}
+    response = client.post(
+        "/api/trading-accounts/8d7e6a4e-7c4e-4b8e-9a51-0f3c2b1d9e11/orders/check", json=body, headers=tokens["headers"]
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "validation_error"
+    assert "extra" in response.json()["errors"][0]["message"]
