@@ -160,10 +160,21 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]]:
         if isinstance(item, dict):
             key = item.get("key") or ""
             message = str(item.get("message", "invalid"))
-            errors.append(
-                {"field": key or _field_from_message(message), "message": message, "source": item.get("source")}
-            )
+            errors.append({"field": _field_name(key, message), "message": message, "source": item.get("source")})
     return errors
+
+
+# msgspec names the object a required field is missing from, and Litestar calls the body's root "data": name the
+# missing field itself ("at", "order.at"), which is what a client has to add.
+_MISSING_FIELD = re.compile(r"^Object missing required field `([^`]+)`")
+
+
+def _field_name(key: str, message: str) -> str:
+    missing = _MISSING_FIELD.match(message)
+    if missing:
+        parent = "" if key in ("", "data") else key
+        return f"{parent}.{missing.group(1)}" if parent else missing.group(1)
+    return key or _field_from_message(message)
 
 
 # Litestar reports a missing parameter only in the detail: "Missing required query parameter 'x' for path ...".

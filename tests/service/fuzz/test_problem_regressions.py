@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Litestar, get
+import msgspec
+from litestar import Litestar, get, post
 from litestar.exceptions import ValidationException
-from litestar.params import HeaderParameter, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from litestar.testing import TestClient
 
 from service.problems import exception_handlers
@@ -27,13 +28,27 @@ async def needs_header(token: Annotated[str, HeaderParameter(name="X-Token")]) -
     return token
 
 
+class Leg(msgspec.Struct, forbid_unknown_fields=True):
+    at: str
+
+
+class Ticket(msgspec.Struct, forbid_unknown_fields=True):
+    symbol: str
+    legs: list[Leg] = []
+
+
+@post("/tickets")
+async def tickets(data: JSONBody[Ticket]) -> str:
+    return data.symbol
+
+
 @get("/refuses")
 async def refuses() -> None:
     raise ValidationException("multipart boundary missing in Content-Type")
 
 
 def _client() -> TestClient[Litestar]:
-    return TestClient(Litestar([needs_query, needs_header, refuses], exception_handlers=exception_handlers))
+    return TestClient(Litestar([needs_query, needs_header, refuses, tickets], exception_handlers=exception_handlers))
 
 
 def test_missing_required_query_parameter_is_named() -> None:
@@ -55,6 +70,17 @@ def test_missing_required_header_is_named() -> None:
         assert body["errors"] == [
             {"field": "X-Token", "message": "missing required header parameter", "source": "header"}
         ]
+
+
+def test_a_missing_body_field_is_named_itself_not_its_parent() -> None:
+    # Litestar calls the body's root "data"; the client needs the name of the field to add.
+    with _client() as client:
+        root = client.post("/tickets", json={})
+        assert root.status_code == 400
+        assert [e["field"] for e in root.json()["errors"]] == ["symbol"]
+        nested = client.post("/tickets", json={"symbol": "EURUSD", "legs": [{"at": "x"}, {}]})
+        assert [e["field"] for e in nested.json()["errors"]] == ["legs[1].at"]
+        assert client.post("/tickets", json={"symbol": "EURUSD", "legs": [{"at": "x"}]}).status_code == 201
 
 
 def test_validation_without_details_still_names_something() -> None:
