@@ -183,10 +183,11 @@ class _Scanner:
         if hit_at is not None and self._negated(idx, hit_at):
             hit_at = None  # "price almost tagged my stop", "no tocó el TP": not a hit
         hit_label = self._hit_label(idx, hit_at) if hit_at is not None else None
+        consumed = self.out.consumed  # the set the rules add to
         for k, i in enumerate(idx):
             tok = toks[i]
             c = tok.concepts
-            if i in self.out.consumed or tok.kind != WORD or not c:
+            if not c or tok.kind != WORD or i in consumed:  # cheapest test first: most tokens have no concept
                 continue
             self.cues += 1
             if self.cues > _MAX_CUES:
@@ -305,6 +306,8 @@ class _Scanner:
             self.out.verb_cue = True
             self.add(Action(action="sl_hit"), i, idx[hit_at])
             return
+        if not (before or passive or to_next or self.out.update) and self.present.isdisjoint(_BE):
+            return  # no rule below can fire: the target could only be "breakeven", and no such word is here
         target, at = self._target(idx, k)
         edited = self.out.update and isinstance(target, Decimal)  # "Update: SL 2340" edits the running trade
         if before or passive or edited or (to_next and target is not None) or target == "breakeven":
@@ -349,7 +352,7 @@ class _Scanner:
                 self.add(Action(action="modify_tp", tp_index=index, to=target), i, at)
                 if move_at is not None:
                     self.out.consumed.add(idx[move_at])
-        elif index is not None and self._ticked(idx, k):
+        elif index is not None and _TICK.search(self.text) and self._ticked(idx, k):
             self.add(Action(action="tp_hit", tp_index=index), i)  # "TP2 ✅" alone on its line
 
     def _entry(self, idx: list[int], k: int, move_at: int) -> None:
@@ -446,6 +449,8 @@ _STRONG_BE_CONCEPT_GUARD = frozenset({"breakeven"})
 _EMPTY: frozenset[str] = frozenset()
 _CONCEPTS = operator.attrgetter("concepts")
 _TICKS = "✅✔☑"
+_TICK = re.compile(f"[{_TICKS}]")  # no check mark in the text: no "TP2 ✅" report to look for
+_BE = frozenset({"breakeven", "be"})  # the concepts _target reads as "breakeven"
 # Characters of the original text that can become a ">" separator or a check mark: a cheap test that
 # spares most messages the look for one among their tokens.
 _ARROWISH = re.compile("[" + re.escape(">" + _TICKS + "".join(chr(k) for k, v in TABLE.items() if v == ">")) + "]")

@@ -39,6 +39,7 @@ _LADDER_SEPS = frozenset({"&", "and", ","})
 _SKIPPABLE_SEPS = frozenset({":", "-", ".", "=", "#", "@", "(", ")", "*", ">", "<", "|", "~", "{", "}", "[", "]"})
 _LABEL_KINDS = ("sl", "tp", "entry")
 _NONE: frozenset[str] = frozenset()
+_SEP_ACTIVE = frozenset("([{)]}@=")  # separators _sep acts on even when no label value was bound
 
 
 class _Extractor(TokenView):
@@ -82,8 +83,15 @@ class _Extractor(TokenView):
                 self.recent1 = self.recent2 = _NONE
                 self.line_future = False
             elif kind == WORD:
-                self._word(i, tok)
                 c = tok.concepts
+                if (
+                    c
+                    or tok.sym is not None
+                    or self.label is not None
+                    or (i and toks[i - 1].kind == SEP and toks[i - 1].text in "#$")
+                ):
+                    self._word(i, tok)
+                # else: a plain word with no label open and no cashtag before it, which _word would ignore
                 self.recent2 = self.recent1
                 self.recent1 = c
                 if "future" in c:
@@ -91,7 +99,8 @@ class _Extractor(TokenView):
             elif kind == NUM:
                 self._number(i, tok)
             elif kind == SEP:
-                self._sep(i, tok)
+                if self.label_filled or tok.text in _SEP_ACTIVE:  # other separators change nothing
+                    self._sep(i, tok)
             elif kind == EMO and tok.concepts:
                 nxt = self._next(i)
                 if nxt is not None and toks[nxt].kind == NUM and self.line_of[nxt] == self.line_of[i]:
