@@ -110,7 +110,8 @@ class _Final:
         d = self.d
         f = self.fields
         f["symbol"] = d.symbol
-        self.span("symbol", d.symbol_tok, "symbol alias" if d.symbol_tok is not None else "")
+        if d.symbol_tok is not None:
+            self.spans.append(Span("symbol", d.symbol_tok.start, d.symbol_tok.end, "symbol alias"))
         info = self.lex.symbol_info(d.symbol) if d.symbol else None
         band = info.band if info else None
         entry_vals = list(d.entry_vals)
@@ -121,8 +122,12 @@ class _Final:
             if expanded is not None:
                 entry_vals[1] = (expanded, entry_vals[1][1])
                 self.flags.add("shorthand_prices")
-        for k in range(1, len(tps)):
-            if _is_short(tps[k][1], tps[0][1]):
+        # _is_short(tps[k][1], tps[0][1]) for each later TP, with the first TP's measures taken once
+        first_raw = tps[0][1].raw if len(tps) > 1 else ""
+        head_len = len(first_raw.split(".")[0].split(",")[0]) if len(first_raw) >= 3 else 0
+        for k in range(1, len(tps) if head_len else 0):
+            raw = tps[k][1].raw
+            if raw.isdigit() and len(raw) < head_len:
                 expanded = _expand_shorthand(tps[k - 1][0], tps[k][1])
                 if expanded is not None:
                     tps[k] = (expanded, tps[k][1])
