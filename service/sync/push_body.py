@@ -98,7 +98,10 @@ def _field(message: str) -> str:
         return named.group("path")
     if within := _IN_ACTION.search(message):
         inner = _msgspec_path(within.group("inner"))
-        return within.group("item") + (f".{inner}" if inner else "")
+        # The action's own error may locate it more precisely (a fractional `seq` fails the identity as a whole).
+        outer = _msgspec_path(message[: within.start()].rstrip())
+        path = outer if outer.startswith(f"{inner}.") else inner
+        return within.group("item") + (f".{path}" if path else "")
     # Otherwise the envelope; not JSON, empty, or not an object at all: the body itself is what is wrong.
     return _msgspec_path(message) or "body"
 

@@ -68,9 +68,15 @@ class _Identity(msgspec.Struct, frozen=True):
 
     action_id: uuid.UUID
     device_id: str
-    seq: Annotated[int, msgspec.Meta(ge=1)]
+    # An integral float (``7.0``, an integer to JSON Schema) still identifies the action, which is then rejected
+    # on its own (the action itself needs a JSON integer); up to 2**53, where floats stop being exact.
+    seq: Annotated[int, msgspec.Meta(ge=1)] | Annotated[float, msgspec.Meta(ge=1, le=2**53)]
     kind: object = None
     payload: object = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seq, float) and not self.seq.is_integer():
+            raise ValueError("seq must be an integer")
 
 
 class _IdentityItem(msgspec.Struct, frozen=True):
@@ -138,7 +144,7 @@ def _invalid(raw: msgspec.Raw, index: int, error: msgspec.ValidationError) -> In
         message = f"{field or 'action'}: {reason}"
     return InvalidAction(
         action_id=identity.action_id,
-        seq=identity.seq,
+        seq=int(identity.seq),
         device_id=identity.device_id,
         code=code,
         message=message,

@@ -64,12 +64,7 @@ KNOWN_FAILURES: dict[str, str] = {}
 
 # Known failures that the deterministic examples hit in some runs only (the examples shift as the document changes):
 # xfail without the staleness check, so the gate neither flakes on them nor forgets them.
-KNOWN_INTERMITTENT: dict[str, str] = {
-    "POST /api/sync/push": (
-        "sync: an action's `seq` written as an integral float (`11313747.0`, an integer to JSON Schema) is refused "
-        "with 400 (msgspec's int is strict); drawn alone and in this module's run, not after the other service tests"
-    ),
-}
+KNOWN_INTERMITTENT: dict[str, str] = {}
 
 # Known 5xx answers to an integer past 64 bits (test_unbounded_integer_parameters_never_fail_the_server), same rules.
 KNOWN_INTEGER_OVERFLOWS: dict[str, str] = {}

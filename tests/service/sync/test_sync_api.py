@@ -428,3 +428,23 @@ def test_applied_synced_opens_are_reserved_like_pre_trade_checks(
     # The applied 3 lots are reserved (the stale 1 lot is not): 2 more fit, 3 more do not.
     assert check("2") is True
     assert check("3") is False
+
+
+def test_a_seq_written_as_an_integral_float_is_rejected_alone(client: TestClient[Litestar]) -> None:
+    """``7.0`` is an integer to JSON Schema (the document says `integer`): it identifies the action, which is
+    answered ``rejected:invalid`` naming ``action.seq`` in a 200, instead of refusing the batch (fuzz gate)."""
+    trader = register_and_login(client)
+    content = (
+        '{"device_id": "d1", "sent_at_device": "2026-03-02T09:00:00Z", "actions": ['
+        + _ACTION % ("8d7e6a4e-7c4e-4b8e-9a51-0f3c2b1d9e11", "d1", 7)
+        + "]}"
+    ).replace('"seq": 7', '"seq": 7.0')
+    headers = {**trader["headers"], "Content-Type": "application/json"}
+    response = client.post("/api/sync/push", content=content.encode(), headers=headers)
+    assert response.status_code == 200, response.text
+    [result] = response.json()["results"]
+    assert (result["seq"], result["code"]) == (7, "rejected:invalid"), result
+    assert "action.seq" in response.text
+    fractional = client.post("/api/sync/push", content=content.replace("7.0", "7.5").encode(), headers=headers)
+    assert fractional.status_code == 400, fractional.text
+    assert [e["field"] for e in fractional.json()["errors"]] == ["actions[0].action.seq"]
