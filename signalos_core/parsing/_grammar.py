@@ -285,27 +285,8 @@ class _Extractor(TokenView):
     def _number(self, i: int, tok: Tok) -> None:
         d = self.d
         cls = tok.ncls
-        if cls in (ORDINAL, INDEX):
-            if cls == ORDINAL and tok.value is not None:
-                self.ordinal = int(tok.value)
-            return
-        if cls == PIPS:
-            self._pips(i, tok)
-            return
-        if cls == LOT and d.lot is None:
-            d.lot = tok.value
-            return
-        if cls == LEVERAGE and d.leverage is None:
-            d.leverage = tok.value
-            return
-        if cls == PERCENT:
-            if self.label == "sl" and not self.label_filled:
-                d.flags.add("sl_percent")  # a stop given as a % of the account: no price level
-                self.label = None
-            elif self._near_word(i, "risk") and d.risk is None:
-                d.risk = tok.value
-            return
-        if cls != PRICE:
+        if cls != PRICE:  # prices are the common case: one test for them
+            self._not_price(i, tok, cls)
             return
         value = tok.value
         if value is None:
@@ -362,6 +343,26 @@ class _Extractor(TokenView):
         if (d.side_word or d.own_symbol) and not d.entry_vals and (not d.has_levels() or header):
             self._open_label("entry", i, None)
             self._bind("entry", value, tok, i)
+
+    def _not_price(self, i: int, tok: Tok, cls: int) -> None:
+        d = self.d
+        if cls in (ORDINAL, INDEX):
+            if cls == ORDINAL and tok.value is not None:
+                self.ordinal = int(tok.value)
+        elif cls == PIPS:
+            self._pips(i, tok)
+        elif cls == LOT:
+            if d.lot is None:
+                d.lot = tok.value
+        elif cls == LEVERAGE:
+            if d.leverage is None:
+                d.leverage = tok.value
+        elif cls == PERCENT:
+            if self.label == "sl" and not self.label_filled:
+                d.flags.add("sl_percent")  # a stop given as a % of the account: no price level
+                self.label = None
+            elif self._near_word(i, "risk") and d.risk is None:
+                d.risk = tok.value
 
     def _follows_tp(self, i: int) -> bool:
         """``targets 3200 3300 3400``: a price right after a TP value on the same line continues the list."""

@@ -207,9 +207,10 @@ def parse_number(raw: str) -> tuple[Decimal | None, int, str | None]:
     return (value, len(frac), flag)
 
 
-# A chunk's tokens as templates (offsets relative to the chunk), the indices (within the chunk) of words
-# that may start a lexicon phrase and of numbers, and whether it holds a slash.
-ChunkEntry = tuple[tuple[Tok, ...], tuple[int, ...], tuple[int, ...], bool]
+# A chunk's tokens as templates (offsets relative to the chunk) and, unless all are empty/false (None),
+# the indices (within the chunk) of words that may start a lexicon phrase and of numbers, and whether it
+# holds a slash.
+ChunkEntry = tuple[tuple[Tok, ...], tuple[tuple[int, ...], tuple[int, ...], bool] | None]
 _CACHE_MAX = 100_000
 
 
@@ -258,12 +259,9 @@ def _chunk_entry(lex: Lexicon, chunk: str) -> ChunkEntry:
                 tok.concepts = frozenset({label, "emoji_label"})
             toks.append(tok)
         # urls are dropped: their words ("EURUSD-Short-...") are not part of the message's fields
-    entry = (
-        tuple(toks),
-        tuple(starts),
-        tuple(k for k, t in enumerate(toks) if t.kind == NUM),
-        any(t.kind == SEP and t.text == "/" for t in toks),
-    )
+    num_at = tuple(k for k, t in enumerate(toks) if t.kind == NUM)
+    has_slash = any(t.kind == SEP and t.text == "/" for t in toks)
+    entry = (tuple(toks), (tuple(starts), num_at, has_slash) if starts or num_at or has_slash else None)
     if len(lex.chunk_cache) < _CACHE_MAX:
         lex.chunk_cache[chunk] = entry
     return entry
@@ -338,14 +336,15 @@ def tokenize(text: str, lex: Lexicon) -> list[Tok]:
             append(Tok(NL, pos - 1, pos, "\n", line=line_no))
         for chunk in line.split(" "):
             if chunk:
-                pieces, starts, num_at, has_slash = cache.get(chunk) or _chunk_entry(lex, chunk)
-                if starts or num_at:
+                pieces, extra = cache.get(chunk) or _chunk_entry(lex, chunk)
+                if extra is not None:  # most chunks start no phrase and hold no number or slash
+                    starts, num_at, has_slash = extra
                     base = len(toks)
                     for k in starts:  # plain loops: zero or one item, a comprehension costs a function call
                         phrase_starts.append(base + k)
                     for k in num_at:
                         nums.append(base + k)
-                slash = slash or has_slash
+                    slash = slash or has_slash
                 for piece in pieces:
                     append(stamp(piece, start=pos + piece.start, end=pos + piece.end, line=line_no))
             pos += len(chunk) + 1
