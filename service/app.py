@@ -25,7 +25,12 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.stores.memory import MemoryStore
 
 from service.accounts.controllers import AdminController, AuthController, MeController
-from service.compliance import controllers as compliance
+from service.compliance.controllers import TradingAccountController
+from service.compliance.profile_controllers import (
+    BuiltinProfileController,
+    FirmComplianceController,
+    PersonalProfileController,
+)
 from service.compliance.scheduler import compliance_lifespan
 from service.db.engine import create_engine
 from service.logging import RequestContextMiddleware, configure_logging
@@ -55,10 +60,10 @@ ROUTE_HANDLERS: list[Any] = [
     ContactController,
     MarketplaceController,
     ModerationController,
-    compliance.TradingAccountController,
-    compliance.FirmComplianceController,
-    compliance.PersonalProfileController,
-    compliance.BuiltinProfileController,
+    TradingAccountController,
+    FirmComplianceController,
+    PersonalProfileController,
+    BuiltinProfileController,
     OnboardingController,
     OnboardingAdminController,
     SyncController,

@@ -1,6 +1,8 @@
-"""HTTP endpoints of the compliance area: trading accounts, modes, enforcement, status, audit, reports and
-profile versions. Every handler carries ``TRADING_GUARDS``; who may do what is checked per resource in the
-services (other users' accounts are 404, forbidden mode changes 403 ``mode_forbidden``)."""
+"""HTTP endpoints of the compliance area's trading accounts: registration, modes, pre-trade checks, the state
+feed, enforcement resets, status, dry runs, audit and reports (profile versions and firm-wide routes are in
+:mod:`service.compliance.profile_controllers`). Every handler carries ``TRADING_GUARDS``; who may do what is
+checked per resource in the services (other users' accounts are 404, forbidden mode changes 403
+``mode_forbidden``)."""
 
 from __future__ import annotations
 
@@ -9,53 +11,41 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import Example
 from litestar.params import BodyKwarg, FromPath, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.compliance.engine import builtin_kind, builtin_profiles
-from service.compliance.models import ComplianceProfile, ModeChange, TradingAccount
+from service.compliance.models import ModeChange, TradingAccount
 from service.compliance.queries import ComplianceQueries
 from service.compliance.reports import render_daily_html, rule_out
 from service.compliance.schemas import (
     AccountStatusOut,
     ActionOut,
     AuditPageOut,
-    BuiltinProfileOut,
     DailyReportOut,
     DecisionOut,
     DryRunIn,
     DryRunOut,
     FeedIn,
     FeedOut,
-    FirmReportOut,
     ModeChangeOut,
     ModeIn,
     ModeOut,
-    ProfileIn,
-    ProfileVersionOut,
     ResetIn,
     TradingAccountIn,
     TradingAccountOut,
     VerifyOut,
 )
-from service.compliance.services import firm_admin_of, is_platform_admin
 from service.problems import ProblemError
 from service.security.guards import TRADING_GUARDS, current_user
 from signalos_core import AuditError
 from signalos_core.audit import AuditQuery
 from signalos_core.compliance import Order
 
-__all__ = [
-    "BuiltinProfileController",
-    "FirmComplianceController",
-    "PersonalProfileController",
-    "TradingAccountController",
-    "provide_queries",
-]
+__all__ = ["TradingAccountController", "example_body", "provide_queries"]
 
 _ORDER_EXAMPLE = {
     "id": "ord-1", "symbol": "EURUSD", "side": "buy", "size": "1.5", "at": "2026-05-12T09:30:00Z",
@@ -72,7 +62,8 @@ _FEED_EXAMPLE = {
 }  # fmt: skip
 
 
-def _body(summary: str, value: Any) -> BodyKwarg:
+def example_body(summary: str, value: Any) -> BodyKwarg:
+    """A request body documented with one named example."""
     return BodyKwarg(examples=[Example(summary=summary, value=value)])
 
 
@@ -108,14 +99,6 @@ def _change_out(change: ModeChange) -> ModeChangeOut:
         params=dict(change.params or {}), previous_profile_id=change.previous_profile_id,
         previous_version=change.previous_version, actor_id=change.actor_id, actor_role=change.actor_role,
         reason=change.reason, changed_at=change.changed_at,
-    )  # fmt: skip
-
-
-def _profile_out(row: ComplianceProfile, *, with_yaml: bool = False) -> ProfileVersionOut:
-    return ProfileVersionOut(
-        id=row.id, scope=row.scope, firm_id=row.firm_id, owner_id=row.owner_id, profile_id=row.profile_id,
-        version=row.version, title=row.title, effective_from=row.effective_from, content_hash=row.content_hash,
-        created_at=row.created_at, in_use=row.first_used_at is not None, yaml=row.yaml_text if with_yaml else None,
     )  # fmt: skip
 
 
@@ -172,16 +155,6 @@ Cursor = Annotated[
     ),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, examples=[Example(value=100)])]
-# A fraction in (0, 1], checked by the handler: msgspec takes no bounds on a Decimal, so the document states them.
-Near = Annotated[
-    Decimal,
-    QueryParameter(
-        description="Usage fraction counted as near the limit, in (0, 1]",
-        examples=[Example(value=0.8)],
-        schema_extra={"type": "number", "pattern": None, "exclusiveMinimum": 0, "maximum": 1, "examples": [0.8],
-                      "default": 0.8},
-    ),
-]  # fmt: skip
 
 
 class TradingAccountController(Controller):
@@ -199,7 +172,7 @@ class TradingAccountController(Controller):
     )
     async def create(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any],
-        data: Annotated[TradingAccountIn, _body("A trader's own account", {"name": "Main", "broker": "IC Markets", "platform": "MT5", "account_size": "100000", "currency": "USD"})],
+        data: Annotated[TradingAccountIn, example_body("A trader's own account", {"name": "Main", "broker": "IC Markets", "platform": "MT5", "account_size": "100000", "currency": "USD"})],
     ) -> TradingAccountOut:  # fmt: skip
         """Traders register their own accounts; a firm's admin registers funded accounts for the firm."""
         return account_out(await svc.accounts.create_account(current_user(request), data))
@@ -234,7 +207,7 @@ class TradingAccountController(Controller):
     )
     async def set_mode(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
-        data: Annotated[ModeIn, _body("Assign a firm profile", {"source": "firm", "profile_id": "acme-challenge", "version": "1", "params": {}, "reason": "Challenge purchased"})],
+        data: Annotated[ModeIn, example_body("Assign a firm profile", {"source": "firm", "profile_id": "acme-challenge", "version": "1", "params": {}, "reason": "Challenge purchased"})],
     ) -> TradingAccountOut:  # fmt: skip
         """Audited switch (who, when, why). Firm accounts: the firm's admins only; own accounts: the owner."""
         return account_out(await svc.set_mode(current_user(request), account_id, data))
@@ -258,7 +231,7 @@ class TradingAccountController(Controller):
     )
     async def check(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
-        data: Annotated[Order, _body("Open 1.5 lots EURUSD", _ORDER_EXAMPLE)],
+        data: Annotated[Order, example_body("Open 1.5 lots EURUSD", _ORDER_EXAMPLE)],
     ) -> DecisionOut:  # fmt: skip
         """The decision with every rule that fired (values, thresholds, bases, messages). An allowed opening
         order is reserved against exposure limits until its fill arrives (or 120 s pass)."""
@@ -277,7 +250,7 @@ class TradingAccountController(Controller):
     )
     async def feed(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
-        data: Annotated[FeedIn, _body("Equity update, open and close", _FEED_EXAMPLE)],
+        data: Annotated[FeedIn, example_body("Equity update, open and close", _FEED_EXAMPLE)],
     ) -> FeedOut:  # fmt: skip
         """Apply equity updates and fills in order; returns warn/lock/flatten/breach actions. State persists."""
         result = await svc.feed(current_user(request), account_id, list(data.events))
@@ -296,7 +269,7 @@ class TradingAccountController(Controller):
     )
     async def reset(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
-        data: Annotated[ResetIn, _body("Lift the daily lock", {"reason": "Broker price spike, confirmed by support", "rule_id": "acme.max_daily_loss"})],
+        data: Annotated[ResetIn, example_body("Lift the daily lock", {"reason": "Broker price spike, confirmed by support", "rule_id": "acme.max_daily_loss"})],
     ) -> AccountStatusOut:  # fmt: skip
         """Firm admins (funded accounts) or the owner (own accounts) lift day locks; breaches stay. Audited."""
         user = current_user(request)
@@ -322,7 +295,7 @@ class TradingAccountController(Controller):
     )
     async def dry_run(
         self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], account_id: FromPath[UUID],
-        data: Annotated[DryRunIn, _body("Replay 30 days against version 2", {"source": "firm", "profile_id": "acme-challenge", "version": "2", "days": 30})],
+        data: Annotated[DryRunIn, example_body("Replay 30 days against version 2", {"source": "firm", "profile_id": "acme-challenge", "version": "2", "days": 30})],
     ) -> DryRunOut:  # fmt: skip
         """Replay the account's logged inputs of the last N days; returns the decisions that would change."""
         return await svc.dry_run(current_user(request), account_id, data)
@@ -410,154 +383,3 @@ def rule_out_dict(rule: dict[str, Any]) -> Any:
         details={"kind": rule.get("kind"), "comparator": rule.get("comparator"), "base_label": rule.get("base_label"),
                  **(rule.get("extra") or {})},
     )  # fmt: skip
-
-
-def _firm_key(request: Request[Any, Any, Any], firm_id: UUID) -> str:
-    user = current_user(request)
-    if not (firm_admin_of(user, firm_id) or is_platform_admin(user)):
-        raise ProblemError("not_found", detail="No such firm")
-    return f"firm:{firm_id}"
-
-
-class FirmComplianceController(Controller):
-    """A firm's profile versions, its compliance report and audit verification (its admins only)."""
-
-    path = "/api/firms/{firm_id:uuid}"
-    tags = ["compliance"]
-    guards = TRADING_GUARDS
-    dependencies = {"svc": Provide(provide_queries)}
-
-    @post(
-        "/profiles",
-        summary="Upload a firm profile version",
-        description="Validate and store; invalid YAML is 422 `profile_invalid` listing every error with line/column.",
-    )
-    async def upload(
-        self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID],
-        data: Annotated[ProfileIn, _body("A minimal profile", {"yaml": "id: acme-challenge\nversion: '1'\neffective_from: 2026-01-01\nday_boundary: {timezone: Europe/Prague, at: '00:00'}\nrules: []\n"})],
-    ) -> ProfileVersionOut:  # fmt: skip
-        """Validate and store; invalid YAML is 422 ``profile_invalid`` listing every error with line/column."""
-        key = _firm_key(request, firm_id)
-        return _profile_out(await svc.accounts.upload_profile(current_user(request), key, "firm", data.yaml))
-
-    @get(
-        "/profiles",
-        summary="List firm profile versions",
-        description="Every version the firm uploaded, with whether it is in use (then immutable).",
-    )
-    async def list_versions(
-        self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID]
-    ) -> list[ProfileVersionOut]:
-        """Every version the firm uploaded, with whether it is in use (then immutable)."""
-        return [_profile_out(r) for r in await svc.accounts.list_profiles(_firm_key(request, firm_id))]
-
-    @get(
-        "/profiles/{profile_id:str}/versions/{version:str}",
-        summary="Get a firm profile version",
-        description="One version including its YAML text.",
-    )
-    async def get_version(
-        self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID],
-        profile_id: FromPath[str], version: FromPath[str],
-    ) -> ProfileVersionOut:  # fmt: skip
-        """One version including its YAML text."""
-        row = await svc.accounts.get_profile(_firm_key(request, firm_id), profile_id, version)
-        return _profile_out(row, with_yaml=True)
-
-    @delete(
-        "/profiles/{profile_id:str}/versions/{version:str}",
-        status_code=HTTP_204_NO_CONTENT,
-        summary="Delete an unused version",
-        description="Only versions no account has used (409 `profile_version_immutable` otherwise).",
-    )
-    async def delete_version(
-        self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID],
-        profile_id: FromPath[str], version: FromPath[str],
-    ) -> None:  # fmt: skip
-        """Only versions no account has used (409 ``profile_version_immutable`` otherwise)."""
-        await svc.accounts.delete_profile(_firm_key(request, firm_id), profile_id, version)
-
-    @get(
-        "/compliance/report",
-        summary="Firm compliance report",
-        description="Breached, locked and near-limit accounts of the firm.",
-    )
-    async def report(
-        self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID],
-        near: Near = Decimal("0.8"),
-    ) -> FirmReportOut:  # fmt: skip
-        """Breached, locked and near-limit accounts of the firm."""
-        if not (near.is_finite() and Decimal(0) < near <= Decimal(1)):
-            raise ProblemError(
-                "validation_error",
-                detail="near must be in (0, 1]",
-                extra={"errors": [{"field": "near", "message": "must be in (0, 1]"}]},
-            )
-        return await svc.firm_report(current_user(request), firm_id, near)
-
-    @get(
-        "/compliance/audit/verify",
-        summary="Verify every chain of the firm",
-        description="The chains of all the firm's accounts and of its profile publications.",
-    )
-    async def verify(
-        self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any], firm_id: FromPath[UUID]
-    ) -> VerifyOut:
-        """The chains of all the firm's accounts and of its profile publications."""
-        return await svc.verify_firm(current_user(request), firm_id)
-
-
-class PersonalProfileController(Controller):
-    """A trader's personal profiles (for personal modes on their own accounts)."""
-
-    path = "/api/me/compliance-profiles"
-    tags = ["compliance"]
-    guards = TRADING_GUARDS
-    dependencies = {"svc": Provide(provide_queries)}
-
-    @post(
-        "/",
-        summary="Upload a personal profile version",
-        description="Validate and store a personal profile (same format and errors as firm profiles).",
-    )
-    async def upload(
-        self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any],
-        data: Annotated[ProfileIn, _body("A personal risk profile", {"yaml": "id: my-rules\nversion: '1'\neffective_from: 2026-01-01\nday_boundary: {timezone: Europe/London, at: '00:00'}\nrules: []\n"})],
-    ) -> ProfileVersionOut:  # fmt: skip
-        """Validate and store a personal profile (same format and errors as firm profiles)."""
-        user = current_user(request)
-        return _profile_out(await svc.accounts.upload_profile(user, f"user:{user.id}", "personal", data.yaml))
-
-    @get(
-        "/",
-        summary="List my personal profiles",
-        description="Every personal profile version of the caller.",
-    )
-    async def list_versions(
-        self, svc: NamedDependency[ComplianceQueries], request: Request[Any, Any, Any]
-    ) -> list[ProfileVersionOut]:
-        """Every personal profile version of the caller."""
-        return [_profile_out(r) for r in await svc.accounts.list_profiles(f"user:{current_user(request).id}")]
-
-
-class BuiltinProfileController(Controller):
-    """The profiles shipped with SignalOS."""
-
-    path = "/api/compliance/builtin-profiles"
-    tags = ["compliance"]
-    guards = TRADING_GUARDS
-
-    @get(
-        "/",
-        summary="List shipped profiles",
-        description="Every shipped firm and regulatory profile with its version and effective date.",
-    )
-    async def list_builtin(self) -> list[BuiltinProfileOut]:
-        """Every shipped firm and regulatory profile with its version and effective date."""
-        return [
-            BuiltinProfileOut(
-                profile_id=p.id, version=p.version, title=p.title, kind=builtin_kind(p.id),
-                effective_from=dt.date.fromisoformat(p.effective_from),
-            )
-            for p in builtin_profiles()
-        ]  # fmt: skip
