@@ -131,12 +131,16 @@ class _Scanner:
             out.advice_at = [t.start for t in self.toks if "advice" in t.concepts]
         out.hedge, out.conditional = "hedge" in present, "conditional" in present
         out.image, out.option = "image" in present, "option" in present
-        if not _TRIGGERS.isdisjoint(present) or (
-            # an arrow (SL → 2340) or a check mark (TP2 ✅) can carry a cue without a word
-            _ARROWISH.search(self.text)
-            and any(
-                (tok.kind == SEP and tok.text == ">") or (tok.kind == EMO and tok.text[0] in _TICKS) for tok in toks
+        if (
+            not _TRIGGERS.isdisjoint(present)
+            or (
+                # an arrow (SL → 2340) or a check mark (TP2 ✅) can carry a cue without a word
+                _ARROWISH.search(self.text)
+                and any(
+                    (tok.kind == SEP and tok.text == ">") or (tok.kind == EMO and tok.text[0] in _TICKS) for tok in toks
+                )
             )
+            or ("to" in present and _label_then_to(toks))
         ):
             for sentence in _sentences(toks):
                 self._sentence(sentence)
@@ -487,11 +491,24 @@ _TRIGGERS = frozenset(
         "breakeven",
         "triggered",
         "hold",
-        "to",
         "be",
         "update",
     }
 )
+
+
+def _label_then_to(toks: list[Tok]) -> bool:
+    """An SL label directly followed by a "to" word (``SL to 2340``).
+
+    "to" words are common prepositions ("sell at 2350", "a", "en"): without any other trigger, an arrow or a
+    check mark, the only rule they can fire is ``_sl``'s "label, then to, then a target", so the scan is run
+    only when that shape exists. Keep this in step with ``_Scanner._sentence`` when rules change.
+    """
+    for i in range(len(toks) - 1):
+        c = toks[i].concepts
+        if c and ("sl" in c or "stop_word" in c) and "to" in toks[i + 1].concepts:
+            return True
+    return False
 
 
 def scan_followups(toks: list[Tok], text: str, *, has_reply: bool) -> FollowUps:
