@@ -1,277 +1,38 @@
-"""Marketplace logic: publishing with verification, discovery, ratings, installs and their lifecycle.
+"""Marketplace logic on top of publishing (:mod:`service.marketplace.publishing`): discovery, ratings, installs
+and their lifecycle in the plugin host's sandboxes.
 
-Library errors become problems with stable codes: a package that fails verification is
-``package_rejected`` (with the library's ``reason``: bad_signature, modified_file, extra_file, revoked_key,
-rollback, reserved_id, duplicate_id, ...), an impossible lifecycle step ``invalid_plugin_state``, and a
-sandboxed failure ``plugin_failed`` (with the sandbox's reason: timeout, crashed, memory, self_test_failed...).
+Library errors become problems with stable codes (:mod:`service.marketplace.problems`): an impossible
+lifecycle step is ``invalid_plugin_state`` and a sandboxed failure ``plugin_failed`` (with the sandbox's reason:
+timeout, crashed, memory, self_test_failed...); updates that fail are rolled back to the previous version.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-import msgspec
 from sqlalchemy import Select, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import Role
 from service.compliance.models import TradingAccount
-from service.marketplace.models import Install, Plugin, PluginVersion, Publisher, PublisherKey, Rating
-from service.marketplace.runtime import PluginHost
-from service.problems import ProblemError, register_problem
+from service.marketplace.models import Install, Plugin, PluginVersion, Publisher, Rating
+from service.marketplace.problems import library_problem
+from service.marketplace.publishing import PublishingService, utc_now
+from service.problems import ProblemError
 from service.security.tokens import CurrentUser
-from signalos_core import ManifestError, PackageVerificationError, PluginError, SandboxError, __version__
-from signalos_core.plugins import (
-    InstallRecord,
-    Keyring,
-    host_compatible,
-    key_id_for,
-    parse_manifest,
-    parse_version,
-    verify_package,
-)
-from signalos_core.plugins import (
-    PublisherKey as LibraryKey,
-)
+from signalos_core import PluginError, __version__
+from signalos_core.plugins import InstallRecord, host_compatible, parse_manifest, parse_version
 
 __all__ = ["MarketplaceService"]
 
 T = TypeVar("T")
 
-for _code, _status, _title, _description in (
-    (
-        "package_rejected",
-        422,
-        "Plugin package rejected",
-        "The package failed verification; `reason` says why (bad_signature, modified_file, extra_file, revoked_key, unknown_key, publisher_mismatch, rollback, reserved_id, incompatible_host, ...).",
-    ),
-    (
-        "invalid_manifest",
-        422,
-        "Invalid plugin manifest",
-        "The manifest inside the package is invalid; `issues` lists each problem with its JSON path.",
-    ),
-    (
-        "plugin_id_taken",
-        409,
-        "Plugin id taken",
-        "Another publisher owns this plugin id; ids are owned for ever by their first publisher.",
-    ),
-    (
-        "version_exists",
-        409,
-        "Version already published",
-        "This plugin version exists; publish a new version number instead (versions are immutable).",
-    ),
-    (
-        "invalid_plugin_state",
-        409,
-        "Not possible in this state",
-        "The install's lifecycle does not allow this step now; `state` and `reason` say where it is.",
-    ),
-    (
-        "plugin_failed",
-        422,
-        "Plugin failed in its sandbox",
-        "The plugin failed to start, failed its self-test or a call was contained; `reason` is the sandbox's code. Updates are rolled back automatically.",
-    ),
-    ("not_installed", 403, "Install required", "Only users who installed a plugin may rate it."),
-    (
-        "plugin_unavailable",
-        409,
-        "Plugin unavailable",
-        "The plugin is delisted, or no version is installable on this host (all yanked or incompatible).",
-    ),
-):
-    register_problem(_code, _status, _title, _description)
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _library_problem(exc: PluginError) -> ProblemError:
-    if isinstance(exc, PackageVerificationError):
-        return ProblemError(
-            "package_rejected", detail=str(exc), extra={"reason": exc.reason, "plugin_id": exc.plugin_id}
-        )
-    if isinstance(exc, ManifestError):
-        return ProblemError("invalid_manifest", detail=str(exc), extra={"issues": exc.issues})
-    if isinstance(exc, SandboxError):
-        return ProblemError("plugin_failed", detail=str(exc), extra={"reason": exc.reason, "plugin_id": exc.plugin_id})
-    return ProblemError("invalid_plugin_state", detail=str(exc), extra={"state": getattr(exc, "state", None)})
-
-
-class MarketplaceService:
-    """Everything the marketplace controllers do, over one database session and the app's plugin host."""
-
-    def __init__(self, db: AsyncSession, host: PluginHost) -> None:
-        self.db = db
-        self.host = host
-
-    # ------------------------------------------------------------------ publishers and keys
-    async def create_publisher(self, user: CurrentUser, name: str, display_name: str) -> Publisher:
-        """Register a publisher owned by the caller (unverified until a platform admin verifies it)."""
-        publisher = Publisher(id=uuid.uuid4(), name=name, owner_id=user.id, display_name=display_name)
-        self.db.add(publisher)
-        try:
-            await self.db.flush()
-        except IntegrityError:
-            await self.db.rollback()
-            raise ProblemError("conflict", detail=f"publisher {name!r} exists") from None
-        return publisher
-
-    async def publisher(self, name: str) -> Publisher:
-        """The publisher called ``name`` or 404."""
-        publisher = await self.db.scalar(select(Publisher).where(Publisher.name == name))
-        if publisher is None:
-            raise ProblemError("not_found", detail=f"no publisher {name!r}")
-        return publisher
-
-    async def owned_publisher(self, user: CurrentUser, name: str) -> Publisher:
-        """The caller's publisher ``name`` (404 for anyone else's: no ownership oracle)."""
-        publisher = await self.publisher(name)
-        if publisher.owner_id != user.id:
-            raise ProblemError("not_found", detail=f"no publisher {name!r}")
-        return publisher
-
-    async def set_verified(self, name: str, verified: bool) -> Publisher:
-        """Mark a publisher verified (platform admins)."""
-        publisher = await self.publisher(name)
-        publisher.verified = verified
-        return publisher
-
-    async def add_key(self, user: CurrentUser, name: str, public_key_b64: str) -> tuple[PublisherKey, str]:
-        """Bind an Ed25519 public key to the caller's publisher."""
-        publisher = await self.owned_publisher(user, name)
-        try:
-            raw = base64.b64decode(public_key_b64, validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
-            raise ProblemError(
-                "validation_error",
-                extra={
-                    "errors": [{"field": "public_key", "message": "must be base64 of a 32-byte Ed25519 public key"}]
-                },
-            )
-        key = PublisherKey(
-            id=uuid.uuid4(), key_id=key_id_for(raw), publisher_id=publisher.id, public_key=raw, created_at=_now()
-        )
-        self.db.add(key)
-        try:
-            await self.db.flush()
-        except IntegrityError:
-            await self.db.rollback()
-            raise ProblemError("conflict", detail="this key is already registered") from None
-        return key, publisher.name
-
-    async def list_keys(self, name: str) -> list[PublisherKey]:
-        """Every key of a publisher, revoked ones included."""
-        publisher = await self.publisher(name)
-        return list(
-            await self.db.scalars(
-                select(PublisherKey).where(PublisherKey.publisher_id == publisher.id).order_by(PublisherKey.created_at)
-            )
-        )
-
-    async def revoke_key(self, key_id: str, reason: str) -> PublisherKey:
-        """Revoke a key for good (platform admins): its packages no longer verify, install or start."""
-        key = await self.db.scalar(select(PublisherKey).where(PublisherKey.key_id == key_id))
-        if key is None:
-            raise ProblemError("not_found", detail=f"no key {key_id}")
-        if key.revoked_at is None:
-            key.revoked_at = _now()
-            key.revoked_reason = reason
-        return key
-
-    async def keyring(self) -> Keyring:
-        """The trusted keys as the library sees them, from the database (revocations included)."""
-        rows = await self.db.execute(
-            select(PublisherKey, Publisher.name).join(Publisher, Publisher.id == PublisherKey.publisher_id)
-        )
-        keys = [
-            LibraryKey(
-                publisher=name,
-                public_key=key.public_key,
-                revoked_at=key.revoked_at,
-                revoked_reason=key.revoked_reason or "",
-            )
-            for key, name in rows
-        ]
-        return Keyring(keys)
-
-    # ------------------------------------------------------------------ publishing
-    async def publish(self, user: CurrentUser, data: bytes) -> PluginVersion:
-        """Verify and store a signed package as a new version of a plugin the caller's publisher owns."""
-        try:
-            package = verify_package(data, await self.keyring())
-        except PluginError as exc:
-            raise _library_problem(exc) from None
-        manifest = package.manifest
-        publisher = await self.owned_publisher(user, manifest.publisher)
-        plugin = await self.db.scalar(select(Plugin).where(Plugin.plugin_id == manifest.id))
-        if plugin is None:
-            if manifest.id in self.host.registry.reserved_ids:
-                raise ProblemError(
-                    "package_rejected", detail=f"{manifest.id} is a core plugin id", extra={"reason": "reserved_id"}
-                )
-            plugin = Plugin(
-                id=uuid.uuid4(),
-                plugin_id=manifest.id,
-                publisher_id=publisher.id,
-                name=manifest.name,
-                kind=str(manifest.kind),
-                description=manifest.description,
-            )
-            self.db.add(plugin)
-        elif (
-            plugin.publisher_id != publisher.id
-        ):  # pragma: no cover - defence in depth: manifests bind ids to their publisher's namespace
-            raise ProblemError("plugin_id_taken", detail=f"{manifest.id} belongs to another publisher")
-        elif plugin.kind != str(manifest.kind):
-            raise ProblemError(
-                "invalid_manifest",
-                detail=f"{manifest.id} is a {plugin.kind} plugin; a version cannot change its kind",
-                extra={"issues": ["$.kind: differs from earlier versions"]},
-            )
-        if await self.db.scalar(
-            select(PluginVersion.id).where(
-                PluginVersion.plugin_id == manifest.id, PluginVersion.version == manifest.version
-            )
-        ):
-            raise ProblemError("version_exists", detail=f"{manifest.id} {manifest.version} is already published")
-        now = _now()
-        plugin.name, plugin.description, plugin.homepage = (
-            manifest.name,
-            manifest.description,
-            manifest.homepage or None,
-        )
-        plugin.last_published_at = now
-        if plugin.latest_version is None or parse_version(manifest.version) > parse_version(plugin.latest_version):
-            plugin.latest_version = manifest.version
-        await self.db.flush()
-        version = PluginVersion(
-            id=uuid.uuid4(),
-            plugin_id=manifest.id,
-            version=manifest.version,
-            artifact=data,
-            digest=package.digest,
-            key_id=package.key_id or "",
-            manifest=msgspec.to_builtins(manifest),
-            host_range=manifest.host,
-            created_at=now,
-        )
-        self.db.add(version)
-        await self.db.flush()
-        return version
+class MarketplaceService(PublishingService):
+    """Everything the marketplace controllers do: publishing and moderation (inherited), discovery, ratings and
+    installs, over one database session and the app's plugin host."""
 
     # ------------------------------------------------------------------ discovery
     def _rating_stats(self) -> Any:
@@ -348,13 +109,6 @@ class MarketplaceService:
         candidates = [v for v in versions if host_compatible(parse_manifest(v.manifest), __version__)]
         return max(candidates, key=lambda v: parse_version(v.version), default=None)
 
-    async def plugin(self, plugin_id: str) -> Plugin:
-        """The plugin or 404."""
-        plugin = await self.db.scalar(select(Plugin).where(Plugin.plugin_id == plugin_id))
-        if plugin is None:
-            raise ProblemError("not_found", detail=f"no plugin {plugin_id!r}")
-        return plugin
-
     async def detail(self, plugin_id: str) -> dict[str, Any]:
         """A plugin with its versions (newest first), permissions, compatibility, ratings and counts."""
         plugin = await self.plugin(plugin_id)
@@ -396,7 +150,7 @@ class MarketplaceService:
         )
         if install is None:
             raise ProblemError("not_installed")
-        now = _now()
+        now = utc_now()
         rating = await self.db.scalar(select(Rating).where(Rating.user_id == user.id, Rating.plugin_id == plugin_id))
         if rating is None:
             rating = Rating(
@@ -414,23 +168,6 @@ class MarketplaceService:
             rating.stars, rating.review, rating.version, rating.updated_at = stars, review, install.version, now
         await self.db.flush()
         return rating
-
-    # ------------------------------------------------------------------ moderation
-    async def yank(self, plugin_id: str, version: str, reason: str) -> PluginVersion:
-        """Yank a version: it stays listed for existing installs but can no longer be installed."""
-        row = await self.db.scalar(
-            select(PluginVersion).where(PluginVersion.plugin_id == plugin_id, PluginVersion.version == version)
-        )
-        if row is None:
-            raise ProblemError("not_found", detail=f"no version {version} of {plugin_id}")
-        row.yanked, row.yanked_reason = True, reason
-        return row
-
-    async def delist(self, plugin_id: str, reason: str) -> Plugin:
-        """Hide a plugin from search and refuse new installs."""
-        plugin = await self.plugin(plugin_id)
-        plugin.delisted, plugin.delisted_reason = True, reason
-        return plugin
 
     # ------------------------------------------------------------------ installs
     async def _owned_account(self, user: CurrentUser, account_id: UUID) -> TradingAccount:
@@ -467,12 +204,12 @@ class MarketplaceService:
         try:
             return await self.host.run(fn, *args, **kwargs)
         except PluginError as exc:
-            raise _library_problem(exc) from None
+            raise library_problem(exc) from None
 
     @staticmethod
     def _apply(row: Install, record: InstallRecord) -> Install:
         row.version, row.previous_version, row.state = record.version, record.previous_version, record.state
-        row.reason, row.crash_count, row.updated_at = record.reason, record.crash_count, _now()
+        row.reason, row.crash_count, row.updated_at = record.reason, record.crash_count, utc_now()
         return row
 
     async def install(
@@ -502,8 +239,8 @@ class MarketplaceService:
                 plugin_id=plugin_id,
                 version=chosen.version,
                 state="installed",
-                created_at=_now(),
-                updated_at=_now(),
+                created_at=utc_now(),
+                updated_at=utc_now(),
             )
             self.db.add(row)
         await self.db.execute(
