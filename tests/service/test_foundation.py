@@ -306,3 +306,21 @@ def test_events_pagination_is_own_only(client: TestClient[Litestar]) -> None:
     assert all(e["session_id"] != alice["session_id"] for e in bob_events)
     assert client.get("/api/me/events?limit=0", headers=alice["headers"]).status_code == 400
     assert TEST_PASSWORD not in json.dumps(alice_events)
+
+
+def test_standard_logging_writes_to_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A record emitted late (a driver's worker thread) goes to today's stderr, never a stream captured earlier.
+    import io
+    import logging
+    import sys
+
+    from service.logging import configure_logging
+
+    configure_logging("INFO")
+    early, late = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", early)
+    configure_logging("INFO")
+    early.close()
+    monkeypatch.setattr(sys, "stderr", late)
+    logging.getLogger("aiosqlite").warning("late record")
+    assert json.loads(late.getvalue())["event"] == "late record"
