@@ -33,8 +33,7 @@ def test_wheel_carries_rulesets_and_finds_them(tmp_path: Path) -> None:
         timeout=240,
         check=False,
     )
-    if built.returncode != 0:  # pragma: no cover - depends on the build backend being installed
-        pytest.skip(f"cannot build a wheel here: {built.stderr[-300:]}")
+    assert built.returncode == 0, built.stderr[-2000:]  # hatchling is a test dependency: no build isolation needed
     (wheel,) = (tmp_path / "dist").glob("signalos-*.whl")
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
