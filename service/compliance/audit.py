@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,6 +94,17 @@ def _utc_text(value: datetime) -> str:
     return text
 
 
+# The append path's statements are built once: parameters travel separately, so no bound-parameter objects or
+# cache keys are made per append (SQLAlchemy's statement construction was the largest cost of a check).
+_INSERT_RECORD = insert(audit_records)
+_INSERT_HEAD = insert(audit_heads)
+_MOVE_HEAD = (
+    update(audit_heads)
+    .where(and_(audit_heads.c.chain_id == bindparam("b_chain"), audit_heads.c.sequence == bindparam("b_from")))
+    .values(sequence=bindparam("b_to"), hash=bindparam("b_hash"))
+)
+
+
 class DatabaseAuditLog:
     """Append, read, query and verify audit chains through an ``AsyncSession`` (the caller's transaction).
 
@@ -121,16 +132,13 @@ class DatabaseAuditLog:
         sequence, prev_hash = (head.sequence + 1, head.hash) if head else (0, GENESIS_HASH)
         record = seal(entry, sequence=sequence, prev_hash=prev_hash, recorded_at=now, key=self.key)
         try:
-            await db.execute(insert(audit_records).values(**record_to_columns(record)))
+            await db.execute(_INSERT_RECORD, record_to_columns(record))
             if head is None:
-                await db.execute(
-                    insert(audit_heads).values(chain_id=record.chain_id, sequence=sequence, hash=record.hash)
-                )
+                await db.execute(_INSERT_HEAD, {"chain_id": record.chain_id, "sequence": sequence, "hash": record.hash})
             else:
                 moved = await db.execute(
-                    update(audit_heads)
-                    .where(and_(audit_heads.c.chain_id == record.chain_id, audit_heads.c.sequence == head.sequence))
-                    .values(sequence=sequence, hash=record.hash)
+                    _MOVE_HEAD,
+                    {"b_chain": record.chain_id, "b_from": head.sequence, "b_to": sequence, "b_hash": record.hash},
                 )
                 if moved.rowcount != 1:  # type: ignore[attr-defined]
                     raise ChainConflict(record.chain_id)

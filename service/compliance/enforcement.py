@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,6 +64,17 @@ register_problem(
 MAX_ATTEMPTS = 12
 T = TypeVar("T")
 _LOSS_KINDS = {"daily_loss": "daily", "max_loss": "max", "trailing_max_loss": "max"}
+
+
+_ACCOUNTS = TradingAccount.__table__
+_SAVE_STATE = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("b_id"), _ACCOUNTS.c.state_version == bindparam("b_version"))
+    .values(
+        state=bindparam("b_state"), state_version=bindparam("b_next"), status=bindparam("b_status"),
+        updated_at=bindparam("b_now"),
+    )
+)  # fmt: skip
 
 
 class StaleState(Exception):  # noqa: N818 - a retry signal, never shown to a client
@@ -175,15 +186,23 @@ class EnforcementService:
         self, account: TradingAccount, state: AccountState, now: dt.datetime, **changes: Any
     ) -> AccountState:
         status = account_status(state, now)
-        result = await self.db.execute(
-            update(TradingAccount)
-            .where(TradingAccount.id == account.id, TradingAccount.state_version == account.state_version)
-            .values(
-                state=encode_state(state), state_version=account.state_version + 1, status=status,
-                updated_at=now, **changes,
-            )
-            .execution_options(synchronize_session=False)
-        )  # fmt: skip
+        if changes:
+            statement = (
+                update(TradingAccount)
+                .where(TradingAccount.id == account.id, TradingAccount.state_version == account.state_version)
+                .values(
+                    state=encode_state(state), state_version=account.state_version + 1, status=status,
+                    updated_at=now, **changes,
+                )
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+            result = await self.db.execute(statement)
+        else:  # the hot path (every allowed check): one statement built once, parameters passed separately
+            result = await self.db.execute(
+                _SAVE_STATE,
+                {"b_id": account.id, "b_version": account.state_version, "b_state": encode_state(state),
+                 "b_next": account.state_version + 1, "b_status": status, "b_now": now},
+            )  # fmt: skip
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise StaleState(str(account.id))
         account.status = status
