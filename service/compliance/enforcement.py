@@ -77,6 +77,21 @@ _SAVE_STATE = (
 )  # fmt: skip
 
 
+async def store_state(db: AsyncSession, account: TradingAccount, state: AccountState, now: dt.datetime) -> bool:
+    """Write ``state`` (and the status it implies) if the account's version is still the one read, in the
+    caller's transaction; ``False`` when another writer moved it first."""
+    status = account_status(state, now)
+    result = await db.execute(
+        _SAVE_STATE,
+        {"b_id": account.id, "b_version": account.state_version, "b_state": encode_state(state),
+         "b_next": account.state_version + 1, "b_status": status, "b_now": now},
+    )  # fmt: skip
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    account.status = status
+    return True
+
+
 class StaleState(Exception):  # noqa: N818 - a retry signal, never shown to a client
     """Another writer changed the account between our read and our write."""
 
@@ -185,24 +200,20 @@ class EnforcementService:
     async def _save(
         self, account: TradingAccount, state: AccountState, now: dt.datetime, **changes: Any
     ) -> AccountState:
+        if not changes:  # the hot path: every allowed check
+            if not await store_state(self.db, account, state, now):
+                raise StaleState(str(account.id))
+            return state
         status = account_status(state, now)
-        if changes:
-            statement = (
-                update(TradingAccount)
-                .where(TradingAccount.id == account.id, TradingAccount.state_version == account.state_version)
-                .values(
-                    state=encode_state(state), state_version=account.state_version + 1, status=status,
-                    updated_at=now, **changes,
-                )
-                .execution_options(synchronize_session=False)
-            )  # fmt: skip
-            result = await self.db.execute(statement)
-        else:  # the hot path (every allowed check): one statement built once, parameters passed separately
-            result = await self.db.execute(
-                _SAVE_STATE,
-                {"b_id": account.id, "b_version": account.state_version, "b_state": encode_state(state),
-                 "b_next": account.state_version + 1, "b_status": status, "b_now": now},
-            )  # fmt: skip
+        result = await self.db.execute(
+            update(TradingAccount)
+            .where(TradingAccount.id == account.id, TradingAccount.state_version == account.state_version)
+            .values(
+                state=encode_state(state), state_version=account.state_version + 1, status=status,
+                updated_at=now, **changes,
+            )
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise StaleState(str(account.id))
         account.status = status

@@ -139,10 +139,10 @@ class ComplianceService:
         """Owner, the funding firm's admins, platform admins."""
         return account.owner_id == user.id or firm_admin_of(user, account.firm_id) or is_platform_admin(user)
 
-    async def get_account(self, user: CurrentUser, account_id: UUID) -> TradingAccount:
-        """The account if the caller may see it, else 404."""
+    async def get_account(self, user: CurrentUser, account_id: UUID, *, for_update: bool = False) -> TradingAccount:
+        """The account if the caller may see it, else 404 (``for_update``: row-locked on PostgreSQL)."""
         # populate_existing: the state is written with Core UPDATEs, so never trust the identity map's copy.
-        account = await self.db.get(TradingAccount, account_id, populate_existing=True)
+        account = await self.db.get(TradingAccount, account_id, populate_existing=True, with_for_update=for_update)
         if account is None or not self.can_view(user, account):
             raise ProblemError("not_found", detail="No such trading account")
         return account

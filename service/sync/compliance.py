@@ -20,13 +20,12 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.compliance.audit import account_chain
+from service.compliance.enforcement import store_state
 from service.compliance.engine import (
     decode_state,
-    encode_state,
     ensure_day_start,
     fired_dict,
     reserve,
@@ -69,7 +68,7 @@ class AuditedAdvisor(EngineAdvisor):
 
     def __init__(self, account: TradingAccount, engine: Engine, state: AccountState, now: datetime) -> None:
         self.account = account
-        self.read_version = account.state_version
+        self.earlier_orders = frozenset(order.id for order in state.pending_orders)
         self.recorder = _RecordingEngine(engine, state, now)
         super().__init__(cast(Engine, self.recorder), self.recorder.snapshot, clock=lambda: now)
 
@@ -80,9 +79,8 @@ async def account_advisor(
     """An advisor checking opens against ``account_id``'s current mode (404 if not visible, 409 without a mode)."""
     state = request.app.state
     accounts = ComplianceService(db, state.compliance_audit, state.compliance_engines)
-    account = await accounts.get_account(user, account_id)
     # PostgreSQL: hold the account row like the compliance endpoints do, so no other replica's check interleaves.
-    await db.refresh(account, with_for_update=True)
+    account = await accounts.get_account(user, account_id, for_update=True)
     mode = await accounts.current_mode(account)
     if mode is None:
         raise ProblemError(
@@ -98,20 +96,13 @@ async def save_reservations(db: AsyncSession, advisor: AuditedAdvisor, response:
     e.g. ``rejected:price_moved``) and store the state in the push's transaction; a concurrent writer makes the
     push fail with ``sync_busy`` (retryable, deduplicated by action id)."""
     recorder = advisor.recorder
-    earlier = {order.id for order in decode_state(advisor.account.state).pending_orders}
     applied = {f"rsv:{result.action_id}" for result in response.results if result.code == "applied"}
-    made = {order.id for order in recorder.state.pending_orders} - earlier
+    made = {order.id for order in recorder.state.pending_orders} - advisor.earlier_orders
     if not made & applied:
         return
     kept = [order for order in recorder.state.pending_orders if order.id not in made or order.id in applied]
     state = msgspec.structs.replace(recorder.state, pending_orders=kept)
-    result = await db.execute(
-        update(TradingAccount)
-        .where(TradingAccount.id == advisor.account.id, TradingAccount.state_version == advisor.read_version)
-        .values(state=encode_state(state), state_version=advisor.read_version + 1, updated_at=recorder.now)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await store_state(db, advisor.account, state, recorder.now):
         raise ProblemError("sync_busy", detail="the account's compliance state changed during the push; retry it")
 
 
